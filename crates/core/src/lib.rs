@@ -1,0 +1,34 @@
+//! The Wild Rydes domain, shared by every binary of the pipeline.
+//!
+//! # Layout
+//!
+//! - [`time`]: `StatusTime`, the workshop's `YYYY-MM-DD HH:MM:SS.mmm` UTC time
+//!   held as the table's epoch-millisecond key.
+//! - [`name`]: `UnicornName`, the partition key of streams and table.
+//! - [`reading`]: `Reading`, a per-second record of the `wildrydes` stream.
+//! - [`aggregate`]: `Aggregate`, a per-minute record of `wildrydes-aggregated`.
+//! - [`error`]: `ValidationError`, why a record was refused, field by field.
+//! - [`item`]: the record-to-item mapping of table `UnicornSensorData`.
+//! - [`window`]: `MinuteWindow`, the event-time per-minute aggregation.
+//!
+//! Parsing is in a private module (`json`) that turns any bytes into either a
+//! record or a typed error, without panicking.
+//!
+//! This crate knows nothing of Lambda, of shard consumption or of leases: the
+//! wrappers in `crates/lambda` and `crates/daemon` adapt their inputs to it.
+
+pub mod aggregate;
+pub mod error;
+pub mod item;
+mod json;
+pub mod name;
+pub mod reading;
+pub mod time;
+pub mod window;
+
+pub use aggregate::Aggregate;
+pub use error::{Field, ValidationError};
+pub use name::UnicornName;
+pub use reading::Reading;
+pub use time::StatusTime;
+pub use window::MinuteWindow;
