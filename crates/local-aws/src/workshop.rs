@@ -1,0 +1,100 @@
+//! The workshop's streams and tables (names from `wildrydes_core::resources`),
+//! and creating them all.
+
+pub use wildrydes_core::resources::{
+    AGGREGATES_STREAM as AGGREGATE_STREAM, READINGS_STREAM as SENSOR_STREAM, REJECTS_TABLE,
+    SENSOR_TABLE,
+};
+
+use crate::{KeyAttribute, LocalAws, LocalAwsError, TableSpec, ensure_stream, ensure_table};
+
+/// Shards per workshop stream: one, as in the workshop; a few unicorns at one
+/// reading per second are far below one shard's limits.
+pub const SHARDS_PER_STREAM: i32 = 1;
+
+/// Partition key of [`SENSOR_TABLE`]: the unicorn's name (string).
+pub const SENSOR_TABLE_PARTITION_KEY: &str = "Name";
+
+/// Sort key of [`SENSOR_TABLE`]: the aggregate's minute (number), so a Query
+/// by name returns a unicorn's minutes in order.
+pub const SENSOR_TABLE_SORT_KEY: &str = "StatusTime";
+
+/// The definition of [`SENSOR_TABLE`].
+pub fn sensor_table() -> TableSpec {
+    TableSpec {
+        name: SENSOR_TABLE.to_owned(),
+        partition_key: KeyAttribute::string(SENSOR_TABLE_PARTITION_KEY),
+        sort_key: Some(KeyAttribute::number(SENSOR_TABLE_SORT_KEY)),
+    }
+}
+
+/// The definition of [`REJECTS_TABLE`]: one item per refused record.
+pub fn rejects_table() -> TableSpec {
+    TableSpec {
+        name: REJECTS_TABLE.to_owned(),
+        partition_key: KeyAttribute::string(wildrydes_core::resources::REJECTS_TABLE_KEY[0]),
+        sort_key: None,
+    }
+}
+
+/// Creates both workshop streams, the sensor table and the rejects table on
+/// `local`, keeping any that already exist, and returns once all are ACTIVE.
+pub async fn ensure_workshop_resources(local: &LocalAws) -> Result<(), LocalAwsError> {
+    let kinesis = local.kinesis_client();
+    for stream in [SENSOR_STREAM, AGGREGATE_STREAM] {
+        ensure_stream(&kinesis, stream, SHARDS_PER_STREAM).await?;
+    }
+    let dynamodb = local.dynamodb_client();
+    ensure_table(&dynamodb, &sensor_table()).await?;
+    ensure_table(&dynamodb, &rejects_table()).await
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use aws_sdk_dynamodb::types::KeyType;
+
+    use super::*;
+    use crate::LocalAwsOptions;
+
+    #[tokio::test]
+    async fn workshop_resources_are_created_once() {
+        tokio::time::timeout(Duration::from_secs(30), async {
+            let local = LocalAws::start(LocalAwsOptions::default()).await.unwrap();
+            ensure_workshop_resources(&local).await.unwrap();
+            // A second run finds everything and changes nothing.
+            ensure_workshop_resources(&local).await.unwrap();
+
+            let streams = local.kinesis_client().list_streams().send().await.unwrap();
+            let mut names = streams.stream_names().to_vec();
+            names.sort();
+            assert_eq!(names, [SENSOR_STREAM, AGGREGATE_STREAM]);
+
+            let described = local
+                .dynamodb_client()
+                .describe_table()
+                .table_name(SENSOR_TABLE)
+                .send()
+                .await
+                .unwrap();
+            let keys: Vec<_> = described
+                .table()
+                .unwrap()
+                .key_schema()
+                .iter()
+                .map(|key| (key.attribute_name().to_owned(), key.key_type().clone()))
+                .collect();
+            assert_eq!(
+                keys,
+                [
+                    (SENSOR_TABLE_PARTITION_KEY.to_owned(), KeyType::Hash),
+                    (SENSOR_TABLE_SORT_KEY.to_owned(), KeyType::Range)
+                ]
+            );
+            local.shutdown().await.unwrap();
+        })
+        .await
+        .expect("test timed out");
+    }
+}

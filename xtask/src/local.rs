@@ -1,0 +1,91 @@
+//! `cargo xtask local`: the embedded Kinesis and DynamoDB in the foreground,
+//! with the workshop's streams and table, until Ctrl-C or SIGTERM.
+
+use anyhow::Context as _;
+use wildrydes_local_aws::workshop::{
+    AGGREGATE_STREAM, SENSOR_STREAM, SENSOR_TABLE, ensure_workshop_resources,
+};
+use wildrydes_local_aws::{LocalAws, LocalAwsOptions};
+
+use crate::{LocalFlags, project_root};
+
+/// Default data directory, below the workspace root: inside `target/` so that
+/// `cargo clean` also resets the local backend.
+const DEFAULT_DATA_DIR: &str = "target/local-aws";
+
+/// Starts the backend, prints how to reach it, and serves until stopped.
+pub(crate) fn run(flags: &LocalFlags) -> anyhow::Result<()> {
+    let data_dir = match (&flags.data_dir, flags.in_memory) {
+        (_, true) => None,
+        (Some(dir), false) => Some(
+            std::path::absolute(dir)
+                .with_context(|| format!("cannot resolve data directory {}", dir.display()))?,
+        ),
+        (None, false) => Some(project_root().join(DEFAULT_DATA_DIR)),
+    };
+    let options = LocalAwsOptions {
+        data_dir,
+        kinesis_port: flags.kinesis_port,
+        dynamodb_port: flags.dynamodb_port,
+        ..LocalAwsOptions::default()
+    };
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?
+        .block_on(serve(options))
+}
+
+async fn serve(options: LocalAwsOptions) -> anyhow::Result<()> {
+    let local = LocalAws::start(options).await?;
+    // On error `local` is dropped, which stops the servers.
+    ensure_workshop_resources(&local).await?;
+
+    let state = match local.data_dir() {
+        Some(dir) => format!("state kept in {}", dir.display()),
+        None => "in memory, nothing kept".to_owned(),
+    };
+    println!("Local AWS is up ({state}).");
+    println!(
+        "  Kinesis:  {}  streams {SENSOR_STREAM}, {AGGREGATE_STREAM}",
+        local.kinesis_endpoint()
+    );
+    println!(
+        "  DynamoDB: {}  table {SENSOR_TABLE}",
+        local.dynamodb_endpoint()
+    );
+    println!();
+    println!("Point the aws CLI, SDKs and our binaries at it from another shell:");
+    for line in local.env_lines() {
+        println!("export {line}");
+    }
+    println!();
+    println!("Then try: aws kinesis list-streams; aws dynamodb list-tables");
+    println!("Press Ctrl-C to stop.");
+
+    let signal = stop_requested()
+        .await
+        .context("cannot listen for Ctrl-C; stop the process another way")?;
+    println!("{signal} received, stopping.");
+    local.shutdown().await?;
+    println!("Stopped cleanly.");
+    Ok(())
+}
+
+/// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM (what `kill` and process
+/// supervisors send), naming the signal.
+async fn stop_requested() -> std::io::Result<&'static str> {
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        tokio::select! {
+            interrupted = tokio::signal::ctrl_c() => interrupted.map(|()| "Ctrl-C"),
+            _ = terminate.recv() => Ok("SIGTERM"),
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await.map(|()| "Ctrl-C")
+    }
+}

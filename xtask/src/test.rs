@@ -1,0 +1,34 @@
+//! `cargo xtask test`: the format check, then every test of the workspace.
+//! CI runs exactly this (see `.ci/run`), so it is also how to reproduce CI.
+
+use anyhow::Context as _;
+use xshell::{Shell, cmd};
+
+use crate::tools;
+
+/// Runs the checks from the workspace root (`sh` is already there) and stops
+/// at the first that fails.
+pub(crate) fn run(sh: &Shell) -> anyhow::Result<()> {
+    // Formatting first: it takes a second, and a failure there is the
+    // cheapest to fix.
+    let format = if tools::rustfmt_available(sh) {
+        cmd!(sh, "cargo fmt --all -- --check").run().context(
+            "code is not formatted as rustfmt would; run `cargo fmt --all` and try again",
+        )?;
+        "formatting checked"
+    } else {
+        eprintln!(
+            "xtask test: rustfmt is not installed, skipping the format check (`rustup component add rustfmt` adds it)"
+        );
+        "formatting NOT checked (no rustfmt)"
+    };
+
+    // Plain `cargo test` (not nextest) so that it works on a bare machine;
+    // it also runs doctests, which `--all-targets` would leave out.
+    cmd!(sh, "cargo test --workspace")
+        .run()
+        .context("some tests failed; the output above says which")?;
+
+    println!("xtask test: OK ({format}, all tests of the workspace passed)");
+    Ok(())
+}
