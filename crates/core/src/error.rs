@@ -134,7 +134,7 @@ pub enum ValidationError {
     #[error("field Name {0}")]
     Name(#[from] NameError),
     /// The time cannot be read.
-    #[error("field StatusTime {shown:?} is not a time: {reason}")]
+    #[error("field StatusTime {shown} is not a time: {reason}")]
     Time {
         /// The text given.
         shown: String,

@@ -10,6 +10,10 @@
 //! - [`error`]: `ValidationError`, why a record was refused, field by field.
 //! - [`item`]: the record-to-item mapping of table `UnicornSensorData`.
 //! - [`window`]: `MinuteWindow`, the event-time per-minute aggregation.
+//! - [`process`]: `Processor`, the stream processor's batch logic (decode,
+//!   validate, map, write), with [`writer`]'s `TableWriter` and its
+//!   [`retry`] policy, and [`rejects`], where refused records are kept.
+//! - [`resources`]: the default stream and table names.
 //!
 //! Parsing is in a private module (`json`) that turns any bytes into either a
 //! record or a typed error, without panicking.
@@ -22,9 +26,14 @@ pub mod error;
 pub mod item;
 mod json;
 pub mod name;
+pub mod process;
 pub mod reading;
+pub mod rejects;
+pub mod resources;
+pub mod retry;
 pub mod time;
 pub mod window;
+pub mod writer;
 
 pub use aggregate::Aggregate;
 pub use error::{Field, ValidationError};

@@ -127,7 +127,7 @@ mod tests {
             (with("\"Shadowfax\"", "\"\""), "field Name is empty"),
             (
                 with("2017-06-05 09:17:08.189", "noon"),
-                "field StatusTime \"\\\"noon\\\"\" is not a time: expected `YYYY-MM-DD HH:MM:SS.mmm` (UTC) or RFC 3339 with an offset",
+                "field StatusTime \"noon\" is not a time: expected `YYYY-MM-DD HH:MM:SS.mmm` (UTC) or RFC 3339 with an offset",
             ),
         ];
         for (json, message) in cases {

@@ -1,0 +1,249 @@
+//! `Reject`: a record that failed validation, kept with its raw bytes, where it
+//! came from, why, and when, in a DynamoDB table an operator can list and
+//! re-drive from. Keyed by stream, shard and sequence number, so a replayed
+//! reject is stored once.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, SecondsFormat, Utc};
+use tokio::time::Instant;
+
+use crate::item::Item;
+use crate::resources::REJECTS_TABLE_KEY;
+use crate::writer::{TableWriter, WriteReport};
+
+/// Most bytes of a record kept in a reject: DynamoDB items stop at 400 KB and
+/// Kinesis records go to 1 MB. The full size is kept beside the bytes.
+pub const MAX_KEPT_BYTES: usize = 256 * 1024;
+
+/// A record refused by validation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reject {
+    /// The stream the record was read from.
+    pub stream_arn: String,
+    /// Its shard.
+    pub shard_id: String,
+    /// Its sequence number in the shard.
+    pub sequence_number: String,
+    /// Its partition key, for putting it back.
+    pub partition_key: String,
+    /// Its bytes, cut at [`MAX_KEPT_BYTES`].
+    pub data: Vec<u8>,
+    /// Its size before any cut.
+    pub size: usize,
+    /// Why it was refused.
+    pub reason: String,
+    /// Which pipeline refused it (`processor`, `aggregator`, `alarm`).
+    pub pipeline: String,
+    /// When it was refused.
+    pub rejected_at: DateTime<Utc>,
+}
+
+/// Why a stored reject could not be read back.
+#[derive(Debug, thiserror::Error)]
+pub enum RejectError {
+    /// An attribute is missing or of the wrong type.
+    #[error(
+        "reject item {id:?} has no valid {attribute} attribute: was it written by another program?"
+    )]
+    BadItem {
+        /// The item's RecordId, if it has one.
+        id: String,
+        /// The attribute.
+        attribute: &'static str,
+    },
+    /// The table could not be read or written.
+    #[error("cannot {action} rejects table {table}: {message}")]
+    Table {
+        /// What was being done.
+        action: &'static str,
+        /// The table.
+        table: String,
+        /// The SDK's account.
+        message: String,
+    },
+}
+
+impl Reject {
+    /// The table key: one item per record of a stream, however often replayed.
+    pub fn record_id(&self) -> String {
+        let stream = self
+            .stream_arn
+            .rsplit('/')
+            .next()
+            .unwrap_or(&self.stream_arn);
+        format!("{stream}/{}/{}", self.shard_id, self.sequence_number)
+    }
+
+    /// The reject as a table item.
+    pub fn to_item(&self) -> Item {
+        let s = |v: &str| AttributeValue::S(v.to_owned());
+        HashMap::from([
+            ("RecordId".to_owned(), s(&self.record_id())),
+            ("StreamArn".to_owned(), s(&self.stream_arn)),
+            ("ShardId".to_owned(), s(&self.shard_id)),
+            ("SequenceNumber".to_owned(), s(&self.sequence_number)),
+            ("PartitionKey".to_owned(), s(&self.partition_key)),
+            (
+                "Data".to_owned(),
+                AttributeValue::B(Blob::new(self.data.clone())),
+            ),
+            ("Size".to_owned(), AttributeValue::N(self.size.to_string())),
+            ("Reason".to_owned(), s(&self.reason)),
+            ("Pipeline".to_owned(), s(&self.pipeline)),
+            (
+                "RejectedAt".to_owned(),
+                s(&self
+                    .rejected_at
+                    .to_rfc3339_opts(SecondsFormat::Millis, true)),
+            ),
+        ])
+    }
+
+    /// Reads a reject back from its table item.
+    pub fn from_item(item: &Item) -> Result<Self, RejectError> {
+        let id = item
+            .get("RecordId")
+            .and_then(|v| v.as_s().ok())
+            .cloned()
+            .unwrap_or_default();
+        let bad = |attribute| RejectError::BadItem {
+            id: id.clone(),
+            attribute,
+        };
+        let s = |attribute: &'static str| {
+            item.get(attribute)
+                .and_then(|v| v.as_s().ok())
+                .cloned()
+                .ok_or_else(|| bad(attribute))
+        };
+        let data = item
+            .get("Data")
+            .and_then(|v| v.as_b().ok())
+            .map(|b| b.as_ref().to_vec())
+            .ok_or_else(|| bad("Data"))?;
+        let size = item
+            .get("Size")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|n| n.parse().ok())
+            .ok_or_else(|| bad("Size"))?;
+        let rejected_at = DateTime::parse_from_rfc3339(&s("RejectedAt")?)
+            .map_err(|_| bad("RejectedAt"))?
+            .with_timezone(&Utc);
+        Ok(Self {
+            stream_arn: s("StreamArn")?,
+            shard_id: s("ShardId")?,
+            sequence_number: s("SequenceNumber")?,
+            partition_key: s("PartitionKey")?,
+            data,
+            size,
+            reason: s("Reason")?,
+            pipeline: s("Pipeline")?,
+            rejected_at,
+        })
+    }
+}
+
+/// The rejects table.
+#[derive(Debug, Clone)]
+pub struct RejectStore {
+    writer: TableWriter,
+}
+
+impl RejectStore {
+    /// The store kept in the table `writer` writes to.
+    pub fn new(writer: TableWriter) -> Self {
+        Self { writer }
+    }
+
+    /// The table's name.
+    pub fn table(&self) -> &str {
+        self.writer.table()
+    }
+
+    /// Stores every reject, retrying until `deadline`; reports per reject
+    /// whether it is stored.
+    pub async fn put_all(&self, rejects: &[Reject], deadline: Instant) -> WriteReport {
+        let items = rejects.iter().map(Reject::to_item).collect();
+        self.writer
+            .put_all(items, &REJECTS_TABLE_KEY, deadline)
+            .await
+    }
+}
+
+/// Every reject in `table`, oldest first.
+pub async fn list_rejects(client: &Client, table: &str) -> Result<Vec<Reject>, RejectError> {
+    let table_error = |message: String| RejectError::Table {
+        action: "scan",
+        table: table.to_owned(),
+        message,
+    };
+    let mut pages = client
+        .scan()
+        .table_name(table)
+        .into_paginator()
+        .items()
+        .send();
+    let mut rejects = Vec::new();
+    while let Some(item) = pages.next().await {
+        let item = item.map_err(|e| {
+            table_error(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string())
+        })?;
+        rejects.push(Reject::from_item(&item)?);
+    }
+    rejects.sort_by(|a, b| (a.rejected_at, a.record_id()).cmp(&(b.rejected_at, b.record_id())));
+    Ok(rejects)
+}
+
+/// Removes one reject, once it has been re-driven.
+pub async fn delete_reject(
+    client: &Client,
+    table: &str,
+    record_id: &str,
+) -> Result<(), RejectError> {
+    client
+        .delete_item()
+        .table_name(table)
+        .key(
+            REJECTS_TABLE_KEY[0],
+            AttributeValue::S(record_id.to_owned()),
+        )
+        .send()
+        .await
+        .map_err(|e| RejectError::Table {
+            action: "delete from",
+            table: table.to_owned(),
+            message: aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(),
+        })?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reject_round_trips_through_its_item() {
+        let reject = Reject {
+            stream_arn: "arn:aws:kinesis:us-east-1:000000000000:stream/wildrydes-aggregated".into(),
+            shard_id: "shardId-000000000000".into(),
+            sequence_number: "49590338271490256608559692538361571095921575989136588898".into(),
+            partition_key: "Shadowfax".into(),
+            data: b"\xff not json".to_vec(),
+            size: 10,
+            reason: "record is not JSON".into(),
+            pipeline: "processor".into(),
+            rejected_at: DateTime::parse_from_rfc3339("2026-11-28T14:00:00.123Z")
+                .unwrap()
+                .with_timezone(&Utc),
+        };
+        assert_eq!(
+            reject.record_id(),
+            "wildrydes-aggregated/shardId-000000000000/49590338271490256608559692538361571095921575989136588898"
+        );
+        assert_eq!(Reject::from_item(&reject.to_item()).unwrap(), reject);
+    }
+}
