@@ -1,0 +1,18 @@
+//! Lambda functions of the Wild Rydes pipeline.
+//!
+//! # Layout
+//!
+//! - [`stream_processor`]: `WildRydesStreamProcessor`, Kinesis event to
+//!   [`wildrydes_core::process::Processor`] to a batch response.
+//! - [`kinesis`]: Kinesis event records to core's `SourceRecord`s, and the
+//!   `batchItemFailures` answer.
+//! - [`config`]: settings read from the environment, checked at start-up.
+//! - [`telemetry`]: JSON logs and CloudWatch Embedded Metric Format lines.
+//!
+//! Binaries in `src/bin` only build clients once and hand the handler to
+//! `lambda_runtime`. Nothing here decides what a record means: that is core's.
+
+pub mod config;
+pub mod kinesis;
+pub mod stream_processor;
+pub mod telemetry;

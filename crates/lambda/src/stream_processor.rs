@@ -1,0 +1,141 @@
+//! `WildRydesStreamProcessor`: `wildrydes-aggregated` records into
+//! `UnicornSensorData`, answering Lambda with `batchItemFailures` (the trigger
+//! must be configured with `ReportBatchItemFailures`).
+//!
+//! Environment:
+//! - `TABLE_NAME` (required): the table of aggregates, `UnicornSensorData` in the workshop.
+//! - `REJECTS_TABLE_NAME` (default `UnicornSensorDataRejects`): where records
+//!   that fail validation are kept for an operator.
+//! - `MAX_IN_FLIGHT` (default 8): BatchWriteItem calls in flight at once.
+//! - `DEADLINE_MARGIN_MS` (default 1000): time kept back from the invocation's
+//!   deadline to answer Lambda; retries stop before it.
+
+use std::time::{Duration, Instant as StdInstant};
+
+use aws_lambda_events::event::kinesis::KinesisEvent;
+use aws_lambda_events::event::streams::KinesisEventResponse;
+use tokio::time::Instant;
+use wildrydes_core::process::{BatchOutcome, Processor};
+use wildrydes_core::rejects::RejectStore;
+use wildrydes_core::resources::REJECTS_TABLE;
+use wildrydes_core::writer::{DEFAULT_MAX_IN_FLIGHT, TableWriter, WriterConfig};
+
+use crate::config::{self, ConfigError};
+use crate::kinesis;
+use crate::telemetry;
+
+/// The function's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Table of aggregates.
+    pub table_name: String,
+    /// Table of rejects.
+    pub rejects_table_name: String,
+    /// BatchWriteItem calls in flight at once.
+    pub max_in_flight: usize,
+    /// Time kept back from the deadline to answer.
+    pub deadline_margin: Duration,
+}
+
+impl Config {
+    /// Reads the settings from the environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            table_name: config::required(
+                "TABLE_NAME",
+                "the DynamoDB table that receives the aggregates (UnicornSensorData in the workshop)",
+            )?,
+            rejects_table_name: config::optional("REJECTS_TABLE_NAME", REJECTS_TABLE),
+            max_in_flight: usize::try_from(config::number(
+                "MAX_IN_FLIGHT",
+                DEFAULT_MAX_IN_FLIGHT as u64,
+                "a positive number of concurrent BatchWriteItem calls",
+            )?)
+            .unwrap_or(DEFAULT_MAX_IN_FLIGHT),
+            deadline_margin: config::millis(
+                "DEADLINE_MARGIN_MS",
+                Duration::from_secs(1),
+                "a positive number of milliseconds",
+            )?,
+        })
+    }
+
+    /// The processor these settings describe, over `client`.
+    pub fn processor(&self, client: aws_sdk_dynamodb::Client) -> Processor {
+        let writer = WriterConfig {
+            max_in_flight: self.max_in_flight,
+            ..WriterConfig::default()
+        };
+        Processor::new(
+            TableWriter::new(client.clone(), &self.table_name, writer.clone()),
+            RejectStore::new(TableWriter::new(client, &self.rejects_table_name, writer)),
+        )
+    }
+}
+
+/// Handles one invocation: processes the batch until `deadline` and names
+/// the first record Lambda must deliver again, if any.
+pub async fn handle(
+    processor: &Processor,
+    event: KinesisEvent,
+    deadline: Instant,
+) -> KinesisEventResponse {
+    let started = StdInstant::now();
+    let (source, records) = kinesis::records_of(event);
+    let outcome = processor.process(&source, &records, deadline).await;
+    let failed = outcome
+        .first_failure
+        .map(|i| records[i].sequence_number.as_str());
+    log_outcome(&source.shard_id, &outcome, failed, started.elapsed());
+    kinesis::response(failed)
+}
+
+/// One log line and one metrics document per invocation.
+fn log_outcome(shard_id: &str, outcome: &BatchOutcome, failed: Option<&str>, took: Duration) {
+    let duration_ms = took.as_secs_f64() * 1000.0;
+    match failed {
+        None => tracing::info!(
+            shard_id,
+            records_in = outcome.records,
+            written = outcome.written,
+            duplicates = outcome.duplicates,
+            rejected = outcome.rejected,
+            retries = outcome.retries,
+            duration_ms,
+            "batch delivered"
+        ),
+        Some(sequence_number) => tracing::error!(
+            shard_id,
+            records_in = outcome.records,
+            written = outcome.written,
+            duplicates = outcome.duplicates,
+            rejected = outcome.rejected,
+            retries = outcome.retries,
+            duration_ms,
+            resume_at = sequence_number,
+            error = outcome.error.as_deref().unwrap_or_default(),
+            "batch partly delivered: Lambda will retry from resume_at"
+        ),
+    }
+    let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME")
+        .unwrap_or_else(|_| "wildrydes-stream-processor".into());
+    #[allow(clippy::cast_precision_loss)]
+    let counts = [
+        ("RecordsIn", "Count", outcome.records as f64),
+        ("ItemsWritten", "Count", outcome.written as f64),
+        ("Duplicates", "Count", outcome.duplicates as f64),
+        ("Rejected", "Count", outcome.rejected as f64),
+        ("Retries", "Count", f64::from(outcome.retries)),
+        (
+            "BatchFailures",
+            "Count",
+            if failed.is_some() { 1.0 } else { 0.0 },
+        ),
+        ("DurationMs", "Milliseconds", duration_ms),
+    ];
+    telemetry::emit(&telemetry::emf_line(
+        &function,
+        chrono::Utc::now().timestamp_millis(),
+        &counts,
+    ));
+}
