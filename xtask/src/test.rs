@@ -23,6 +23,10 @@ pub(crate) fn run(sh: &Shell) -> anyhow::Result<()> {
         "formatting NOT checked (no rustfmt)"
     };
 
+    // The runtime tests drive our Lambda binaries through cargo-lambda.
+    let venv = tools::ensure_venv(sh)?;
+    let _tools = sh.push_env(tools::TOOLS_BIN_ENV, &venv.bin);
+
     // Plain `cargo test` (not nextest) so that it works on a bare machine;
     // it also runs doctests, which `--all-targets` would leave out.
     cmd!(sh, "cargo test --workspace")

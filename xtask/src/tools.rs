@@ -1,20 +1,31 @@
-//! Finding, and later installing, the tools that tasks need.
+//! Finding and installing the tools that tasks need.
 //!
 //! Rule: a task asks this module for a tool right before it uses it, so
-//! `cargo xtask test` on a bare machine installs only what the tests of the
-//! day need, and a task that needs nothing installs nothing.
+//! `cargo xtask test` on a bare machine installs what the tests need and
+//! nothing else, and a second call is a no-op.
 //!
-//! Planned, not yet written because no task needs them yet:
-//!
-//! - `ensure_venv(sh) -> anyhow::Result<Venv>`: a Python virtual environment
-//!   in `target/xtask/venv` (created with `python3 -m venv`), with pinned
-//!   `moto[server]` (the CloudFormation/IAM/Lambda control plane) and
-//!   `cargo-lambda` (which PyPI ships as a binary) installed by its own
-//!   `pip`; a stamp file holding the pinned versions makes a second call a
-//!   no-op. `Venv` knows the paths of its `bin/` programs, so callers never
-//!   depend on `PATH`. The first task to need moto or cargo-lambda calls it.
+//! Python-distributed tools (see `xtask/requirements.txt`) live in a virtual
+//! environment under `target/xtask/venv`, created with the machine's
+//! `python3 -m venv` and filled by its own `pip`. A copy of the requirements
+//! kept inside the venv tells whether it is up to date.
 
+use std::path::PathBuf;
+
+use anyhow::Context as _;
 use xshell::{Shell, cmd};
+
+/// The pinned Python tools, installed by [`ensure_venv`].
+const REQUIREMENTS: &str = include_str!("../requirements.txt");
+
+/// Environment variable through which tests find the venv's programs.
+pub(crate) const TOOLS_BIN_ENV: &str = "WILDRYDES_TOOLS_BIN";
+
+/// A virtual environment holding the pinned tools.
+#[derive(Debug)]
+pub(crate) struct Venv {
+    /// Its `bin` folder, where `cargo-lambda` and friends are.
+    pub(crate) bin: PathBuf,
+}
 
 /// Whether `cargo fmt` works here. rustfmt is a rustup component that a
 /// minimal toolchain lacks; without it the format check is skipped, not
@@ -26,4 +37,33 @@ pub(crate) fn rustfmt_available(sh: &Shell) -> bool {
         .ignore_stderr()
         .run()
         .is_ok()
+}
+
+/// The venv with every pinned tool, created or updated if needed. `sh` must
+/// be at the workspace root.
+pub(crate) fn ensure_venv(sh: &Shell) -> anyhow::Result<Venv> {
+    let dir = sh.current_dir().join("target/xtask/venv");
+    let bin = dir.join("bin");
+    let stamp = dir.join("wildrydes-requirements.txt");
+    if sh
+        .read_file(&stamp)
+        .is_ok_and(|installed| installed == REQUIREMENTS)
+    {
+        return Ok(Venv { bin });
+    }
+    eprintln!(
+        "xtask: installing the pinned Python tools into {}",
+        dir.display()
+    );
+    cmd!(sh, "python3 -m venv {dir}")
+        .run()
+        .context("cannot create a Python virtual environment: install python3 with its venv module (apt-get install python3-venv)")?;
+    let requirements = dir.join("requirements.txt");
+    sh.write_file(&requirements, REQUIREMENTS)?;
+    let pip = bin.join("pip");
+    cmd!(sh, "{pip} install --disable-pip-version-check --quiet -r {requirements}")
+        .run()
+        .context("cannot install the pinned Python tools of xtask/requirements.txt: check that PyPI is reachable")?;
+    sh.write_file(&stamp, REQUIREMENTS)?;
+    Ok(Venv { bin })
 }

@@ -86,13 +86,27 @@ pub async fn handle(
     let failed = outcome
         .first_failure
         .map(|i| records[i].sequence_number.as_str());
-    log_outcome(&source.shard_id, &outcome, failed, started.elapsed());
+    let time_left = deadline.saturating_duration_since(Instant::now());
+    log_outcome(
+        &source.shard_id,
+        &outcome,
+        failed,
+        started.elapsed(),
+        time_left,
+    );
     kinesis::response(failed)
 }
 
 /// One log line and one metrics document per invocation.
-fn log_outcome(shard_id: &str, outcome: &BatchOutcome, failed: Option<&str>, took: Duration) {
+fn log_outcome(
+    shard_id: &str,
+    outcome: &BatchOutcome,
+    failed: Option<&str>,
+    took: Duration,
+    time_left: Duration,
+) {
     let duration_ms = took.as_secs_f64() * 1000.0;
+    let time_left_ms = time_left.as_millis();
     match failed {
         None => tracing::info!(
             shard_id,
@@ -102,6 +116,7 @@ fn log_outcome(shard_id: &str, outcome: &BatchOutcome, failed: Option<&str>, too
             rejected = outcome.rejected,
             retries = outcome.retries,
             duration_ms,
+            time_left_ms,
             "batch delivered"
         ),
         Some(sequence_number) => tracing::error!(
@@ -112,6 +127,7 @@ fn log_outcome(shard_id: &str, outcome: &BatchOutcome, failed: Option<&str>, too
             rejected = outcome.rejected,
             retries = outcome.retries,
             duration_ms,
+            time_left_ms,
             resume_at = sequence_number,
             error = outcome.error.as_deref().unwrap_or_default(),
             "batch partly delivered: Lambda will retry from resume_at"
