@@ -9,9 +9,11 @@
 //!   what CI runs.
 //! - `local` (in `local.rs`): the embedded Kinesis and DynamoDB in the
 //!   foreground, for the aws CLI and our binaries.
+//! - `rejects` (in `rejects.rs`): list and re-drive refused records.
 //! - `tools.rs`: finding (and, later, installing) the tools tasks need.
 
 mod local;
+mod rejects;
 mod test;
 mod tools;
 
@@ -36,6 +38,10 @@ enum Task {
     /// table, print the environment that points AWS tools at them, and run
     /// until Ctrl-C.
     Local(LocalFlags),
+    /// List the records the pipeline refused, or put them back on their
+    /// stream after a fix (honours --region, --profile, --endpoint-url and
+    /// the AWS environment, like the aws CLI).
+    Rejects(rejects::Flags),
 }
 
 /// Flags of `cargo xtask local`.
@@ -69,6 +75,7 @@ fn main() -> anyhow::Result<()> {
     match cli.task {
         Task::Test => test::run(&sh),
         Task::Local(flags) => local::run(&flags),
+        Task::Rejects(flags) => rejects::run(flags),
     }
 }
 

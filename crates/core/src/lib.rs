@@ -14,6 +14,7 @@
 //!   validate, map, write), with [`writer`]'s `TableWriter` and its
 //!   [`retry`] policy, and [`rejects`], where refused records are kept.
 //! - [`resources`]: the default stream and table names.
+//! - [`aws`]: `AwsArgs`, region, profile and endpoint for every binary.
 //!
 //! Parsing is in a private module (`json`) that turns any bytes into either a
 //! record or a typed error, without panicking.
@@ -22,6 +23,7 @@
 //! wrappers in `crates/lambda` and `crates/daemon` adapt their inputs to it.
 
 pub mod aggregate;
+pub mod aws;
 pub mod error;
 pub mod item;
 mod json;

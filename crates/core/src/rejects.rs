@@ -221,6 +221,67 @@ pub async fn delete_reject(
     Ok(())
 }
 
+/// What a re-drive did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RedriveReport {
+    /// Rejects put back on their stream and removed from the table.
+    pub redriven: Vec<String>,
+    /// Rejects left in the table, with why.
+    pub skipped: Vec<(String, String)>,
+}
+
+/// Puts the rejects whose `RecordId` passes `select` back on the stream they
+/// came from, with their partition key, then removes each from the table.
+/// A reject whose bytes were cut at [`MAX_KEPT_BYTES`] cannot be re-driven
+/// and stays. A put that fails stops nothing: that reject stays, with why.
+pub async fn redrive(
+    dynamodb: &Client,
+    kinesis: &aws_sdk_kinesis::Client,
+    table: &str,
+    select: impl Fn(&Reject) -> bool,
+) -> Result<RedriveReport, RejectError> {
+    let mut report = RedriveReport::default();
+    for reject in list_rejects(dynamodb, table)
+        .await?
+        .into_iter()
+        .filter(|r| select(r))
+    {
+        let id = reject.record_id();
+        if reject.size > reject.data.len() {
+            report.skipped.push((
+                id,
+                format!(
+                    "only {} of its {} bytes were kept",
+                    reject.data.len(),
+                    reject.size
+                ),
+            ));
+            continue;
+        }
+        let put = kinesis
+            .put_record()
+            .stream_arn(&reject.stream_arn)
+            .partition_key(&reject.partition_key)
+            .data(aws_sdk_kinesis::primitives::Blob::new(reject.data))
+            .send()
+            .await;
+        match put {
+            Ok(_) => {
+                delete_reject(dynamodb, table, &id).await?;
+                report.redriven.push(id);
+            }
+            Err(e) => {
+                let why = aws_sdk_kinesis::error::DisplayErrorContext(&e).to_string();
+                report.skipped.push((
+                    id,
+                    format!("cannot put it back on {}: {why}", reject.stream_arn),
+                ));
+            }
+        }
+    }
+    Ok(report)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
