@@ -3,7 +3,7 @@
 
 use anyhow::Context as _;
 use wildrydes_local_aws::workshop::{
-    AGGREGATE_STREAM, SENSOR_STREAM, SENSOR_TABLE, ensure_workshop_resources,
+    AGGREGATE_STREAM, REJECTS_TABLE, SENSOR_STREAM, SENSOR_TABLE, ensure_workshop_resources,
 };
 use wildrydes_local_aws::{LocalAws, LocalAwsOptions};
 
@@ -51,7 +51,7 @@ async fn serve(options: LocalAwsOptions) -> anyhow::Result<()> {
         local.kinesis_endpoint()
     );
     println!(
-        "  DynamoDB: {}  table {SENSOR_TABLE}",
+        "  DynamoDB: {}  tables {SENSOR_TABLE}, {REJECTS_TABLE}",
         local.dynamodb_endpoint()
     );
     println!();
