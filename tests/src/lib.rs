@@ -9,6 +9,8 @@
 use std::future::Future;
 use std::time::Duration;
 
+use wildrydes_core::process::SourceRecord;
+use wildrydes_core::{Aggregate, Reading, StatusTime};
 use wildrydes_local_aws::{LocalAws, LocalAwsOptions};
 
 /// Longest a whole-system test may run. Each takes well under a second
@@ -32,4 +34,73 @@ pub async fn start_local_aws() -> LocalAws {
         Ok(local) => local,
         Err(err) => panic!("could not start the local backend: {err}"),
     }
+}
+
+/// Sixty readings, one per second of `aggregate`'s minute (at `offset_ms`
+/// past each second), whose sum, minimums and maximums give `aggregate`
+/// back: how the workshop's aggregates are turned into input for golden tests.
+pub fn readings_of_minute(aggregate: &Aggregate, offset_ms: i64) -> Vec<Reading> {
+    let distance = i32::from(aggregate.distance);
+    let (share, extra) = (distance / 60, distance % 60);
+    (0..60)
+        .map(|second| {
+            let pick = |min: i16, max: i16| if second == 1 { max } else { min };
+            let ms = aggregate.status_time.epoch_millis() + second * 1000 + offset_ms;
+            Reading {
+                name: aggregate.name.clone(),
+                status_time: StatusTime::from_epoch_millis(ms).expect("within the minute"),
+                latitude: 40.749167,
+                longitude: -73.985184,
+                distance: i16::try_from(share + i32::from(second < i64::from(extra)))
+                    .expect("a share of a SMALLINT"),
+                magic_points: pick(aggregate.min_magic_points, aggregate.max_magic_points),
+                health_points: pick(aggregate.min_health_points, aggregate.max_health_points),
+            }
+        })
+        .collect()
+}
+
+/// The workshop's day of Shadowfax aggregates (1440 lines), as text.
+pub const WORKSHOP_DAY: &str = include_str!("../fixtures/shadowfax-2016-02-12.json");
+
+/// Every record of `stream`, shard by shard, from the start, as core's
+/// `SourceRecord`s.
+pub async fn read_stream(kinesis: &aws_sdk_kinesis::Client, stream: &str) -> Vec<SourceRecord> {
+    let shards = kinesis
+        .list_shards()
+        .stream_name(stream)
+        .send()
+        .await
+        .expect("ListShards on the local backend");
+    let mut out = Vec::new();
+    for shard in shards.shards() {
+        let mut iterator = kinesis
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(shard.shard_id())
+            .shard_iterator_type(aws_sdk_kinesis::types::ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .expect("GetShardIterator on the local backend")
+            .shard_iterator
+            .expect("an iterator");
+        loop {
+            let page = kinesis
+                .get_records()
+                .shard_iterator(&iterator)
+                .send()
+                .await
+                .expect("GetRecords on the local backend");
+            out.extend(page.records().iter().map(|r| SourceRecord {
+                sequence_number: r.sequence_number().to_owned(),
+                partition_key: r.partition_key().unwrap_or_default().to_owned(),
+                data: r.data().as_ref().to_vec(),
+            }));
+            match page.next_shard_iterator {
+                Some(next) if !page.records.is_empty() => iterator = next,
+                _ => break,
+            }
+        }
+    }
+    out
 }

@@ -1,6 +1,8 @@
 //! Rejects end to end: the stream processor keeps bad records from a real
 //! stream, an operator re-drives them, and they are back on their stream.
 
+#![allow(clippy::unwrap_used)]
+
 use std::time::Duration;
 
 use aws_sdk_kinesis::primitives::Blob;

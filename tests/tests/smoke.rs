@@ -1,6 +1,8 @@
 //! The embedded backend speaks the real wire protocols: data written with the
 //! official SDK comes back unchanged through the official SDK.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};

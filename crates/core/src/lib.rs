@@ -13,6 +13,9 @@
 //! - [`process`]: `Processor`, the stream processor's batch logic (decode,
 //!   validate, map, write), with [`writer`]'s `TableWriter` and its
 //!   [`retry`] policy, and [`rejects`], where refused records are kept.
+//! - [`aggregation`]: `Aggregator`, the per-minute aggregation's batch logic
+//!   (fold, emit with [`stream_writer`]'s `StreamWriter`, keep rejects), and
+//!   [`window_store`]'s `WindowStore`, open minutes kept between Lambda windows.
 //! - [`resources`]: the default stream and table names.
 //! - [`aws`]: `AwsArgs`, region, profile and endpoint for every binary.
 //!
@@ -23,6 +26,7 @@
 //! wrappers in `crates/lambda` and `crates/daemon` adapt their inputs to it.
 
 pub mod aggregate;
+pub mod aggregation;
 pub mod aws;
 pub mod error;
 pub mod item;
@@ -33,8 +37,10 @@ pub mod reading;
 pub mod rejects;
 pub mod resources;
 pub mod retry;
+pub mod stream_writer;
 pub mod time;
 pub mod window;
+pub mod window_store;
 pub mod writer;
 
 pub use aggregate::Aggregate;

@@ -13,13 +13,12 @@
 
 use std::collections::HashMap;
 
-use chrono::Utc;
 use tokio::time::Instant;
 
 use crate::aggregate::Aggregate;
 use crate::item::aggregate_to_item;
 use crate::name::UnicornName;
-use crate::rejects::{MAX_KEPT_BYTES, Reject, RejectStore};
+use crate::rejects::{Reject, RejectStore};
 use crate::resources::SENSOR_TABLE_KEY;
 use crate::time::StatusTime;
 use crate::writer::TableWriter;
@@ -153,19 +152,9 @@ enum Fate {
     Reject(usize),
 }
 
-/// The reject for `record`, refused for `reason`.
+/// The reject for `record`, refused by the processor for `reason`.
 pub fn reject(source: &ShardSource, record: &SourceRecord, reason: String) -> Reject {
-    Reject {
-        stream_arn: source.stream_arn.clone(),
-        shard_id: source.shard_id.clone(),
-        sequence_number: record.sequence_number.clone(),
-        partition_key: record.partition_key.clone(),
-        data: record.data[..record.data.len().min(MAX_KEPT_BYTES)].to_vec(),
-        size: record.data.len(),
-        reason,
-        pipeline: PIPELINE.to_owned(),
-        rejected_at: Utc::now(),
-    }
+    Reject::new(PIPELINE, source, record, reason)
 }
 
 #[cfg(test)]

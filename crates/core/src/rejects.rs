@@ -12,6 +12,7 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use tokio::time::Instant;
 
 use crate::item::Item;
+use crate::process::{ShardSource, SourceRecord};
 use crate::resources::REJECTS_TABLE_KEY;
 use crate::writer::{TableWriter, WriteReport};
 
@@ -68,6 +69,27 @@ pub enum RejectError {
 }
 
 impl Reject {
+    /// The reject of `record` of `source`, refused by `pipeline` (`processor`,
+    /// `aggregator`, `alarm`) for `reason`, now.
+    pub fn new(
+        pipeline: &str,
+        source: &ShardSource,
+        record: &SourceRecord,
+        reason: String,
+    ) -> Self {
+        Self {
+            stream_arn: source.stream_arn.clone(),
+            shard_id: source.shard_id.clone(),
+            sequence_number: record.sequence_number.clone(),
+            partition_key: record.partition_key.clone(),
+            data: record.data[..record.data.len().min(MAX_KEPT_BYTES)].to_vec(),
+            size: record.data.len(),
+            reason,
+            pipeline: pipeline.to_owned(),
+            rejected_at: Utc::now(),
+        }
+    }
+
     /// The table key: one item per record of a stream, however often replayed.
     pub fn record_id(&self) -> String {
         let stream = self
@@ -194,7 +216,7 @@ pub async fn list_rejects(client: &Client, table: &str) -> Result<Vec<Reject>, R
         })?;
         rejects.push(Reject::from_item(&item)?);
     }
-    rejects.sort_by(|a, b| (a.rejected_at, a.record_id()).cmp(&(b.rejected_at, b.record_id())));
+    rejects.sort_by_key(|r| (r.rejected_at, r.record_id()));
     Ok(rejects)
 }
 

@@ -10,6 +10,9 @@ pub const SENSOR_TABLE: &str = "UnicornSensorData";
 /// Table of records refused by validation, kept for an operator: `RecordId` (S) hash key.
 pub const REJECTS_TABLE: &str = "UnicornSensorDataRejects";
 
+/// Table of the aggregator's open minutes between Lambda windows: `ShardKey` (S) hash key.
+pub const AGGREGATOR_STATE_TABLE: &str = "WildRydesAggregatorState";
+
 /// Key attributes of [`SENSOR_TABLE`], hash first.
 pub const SENSOR_TABLE_KEY: [&str; 2] = ["Name", "StatusTime"];
 /// Key attribute of [`REJECTS_TABLE`].

@@ -46,14 +46,19 @@ pub enum Retry {
     Permanent,
 }
 
-/// Error codes DynamoDB uses for a request that is fine but was not served now.
-const TRANSIENT_CODES: [&str; 6] = [
+/// Error codes DynamoDB and Kinesis use (for a whole call or one entry of
+/// PutRecords) for a request that is fine but was not served now.
+const TRANSIENT_CODES: [&str; 10] = [
     "ProvisionedThroughputExceededException",
     "RequestLimitExceeded",
     "ThrottlingException",
+    "Throttling",
     "InternalServerError",
+    "InternalFailure",
     "ServiceUnavailable",
     "TransactionInProgressException",
+    "KMSThrottlingException",
+    "LimitExceededException",
 ];
 
 impl RetryPolicy {
@@ -71,28 +76,44 @@ impl RetryPolicy {
 
     /// Classifies a failed BatchWriteItem call.
     pub fn classify(error: &SdkError<BatchWriteItemError, HttpResponse>) -> Retry {
-        match error {
-            SdkError::TimeoutError(_)
-            | SdkError::DispatchFailure(_)
-            | SdkError::ResponseError(_) => Retry::Transient,
-            SdkError::ServiceError(e) => {
-                let modeled = matches!(
-                    e.err(),
-                    BatchWriteItemError::ProvisionedThroughputExceededException(_)
-                        | BatchWriteItemError::RequestLimitExceeded(_)
-                        | BatchWriteItemError::ThrottlingException(_)
-                        | BatchWriteItemError::InternalServerError(_)
-                );
-                let transient_code = e.err().code().is_some_and(|c| TRANSIENT_CODES.contains(&c));
-                if modeled || transient_code || e.raw().status().is_server_error() {
-                    Retry::Transient
-                } else {
-                    Retry::Permanent
-                }
-            }
-            _ => Retry::Permanent,
-        }
+        let modeled = matches!(
+            error.as_service_error(),
+            Some(
+                BatchWriteItemError::ProvisionedThroughputExceededException(_)
+                    | BatchWriteItemError::RequestLimitExceeded(_)
+                    | BatchWriteItemError::ThrottlingException(_)
+                    | BatchWriteItemError::InternalServerError(_)
+            )
+        );
+        classify_sdk(error, modeled)
     }
+}
+
+/// Classifies any failed SDK call; `modeled_transient` says whether the
+/// operation's own error type already names a transient error.
+pub fn classify_sdk<E: ProvideErrorMetadata>(
+    error: &SdkError<E, HttpResponse>,
+    modeled_transient: bool,
+) -> Retry {
+    match error {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            Retry::Transient
+        }
+        SdkError::ServiceError(e) => {
+            let transient_code = e.err().code().is_some_and(is_transient_code);
+            if modeled_transient || transient_code || e.raw().status().is_server_error() {
+                Retry::Transient
+            } else {
+                Retry::Permanent
+            }
+        }
+        _ => Retry::Permanent,
+    }
+}
+
+/// Whether an AWS error code names a request that was fine but not served now.
+pub fn is_transient_code(code: &str) -> bool {
+    TRANSIENT_CODES.contains(&code)
 }
 
 #[cfg(test)]

@@ -265,6 +265,21 @@ impl MinuteWindow {
         }
     }
 
+    /// Closes the minutes of unicorns that fell silent: every minute that
+    /// ended more than `idle` before the latest reading of any unicorn. Event
+    /// time throughout, so a replay of old data flushes exactly as live data
+    /// did. `idle` should exceed the allowed lateness, or it closes minutes
+    /// that active unicorns are still filling.
+    pub fn flush_idle(&mut self, idle: Duration) {
+        let Some(latest) = self.unicorns.values().map(|u| u.latest_ms).max() else {
+            return;
+        };
+        let idle_ms = i64::try_from(idle.as_millis()).unwrap_or(i64::MAX);
+        self.flush_before(StatusTime::from_trusted_millis(
+            latest.saturating_sub(idle_ms).max(0),
+        ));
+    }
+
     /// Closes every open minute: the end of the input.
     pub fn flush_all(&mut self) {
         for (name, unicorn) in &mut self.unicorns {
@@ -508,6 +523,23 @@ mod tests {
     }
 
     #[test]
+    fn silent_unicorns_are_flushed_by_the_others_clock() {
+        let mut w = MinuteWindow::new(Duration::from_secs(10));
+        w.push(&reading("Shadowfax", 1_000, 1, 1, 1));
+        w.push(&reading("Rocinante", 100_000, 1, 1, 1));
+        w.flush_idle(Duration::from_secs(60));
+        assert!(
+            closed(&mut w).is_empty(),
+            "Shadowfax's minute ended only 40 s before"
+        );
+        w.push(&reading("Rocinante", 125_000, 1, 1, 1));
+        w.flush_idle(Duration::from_secs(60));
+        let out = closed(&mut w);
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].name.as_str(), "Shadowfax");
+    }
+
+    #[test]
     fn a_distance_past_smallint_is_reported_not_wrapped() {
         let mut w = MinuteWindow::new(Duration::ZERO);
         w.push(&reading("Shadowfax", 0, 30_000, 1, 1));
@@ -519,6 +551,26 @@ mod tests {
             err.to_string(),
             "minute 2016-02-12 00:00:00.000 of unicorn Shadowfax cannot be aggregated: field Distance is 60000, outside 0..=32767"
         );
+    }
+
+    /// What a Lambda tumbling window must carry: a shard takes at most 1,000
+    /// readings a second, so at most 1,000 unicorns at one reading a second.
+    #[test]
+    fn a_full_shard_of_unicorns_fits_the_lambda_state_limit() {
+        let mut w = MinuteWindow::new(Duration::from_secs(10));
+        for u in 0..1000 {
+            let name = format!("Unicorn-{u:04}");
+            // A full minute, and the first 10 s of the next (the boundary).
+            for s in 0..70 {
+                w.push(&reading(&name, s * 1000 + 189, 150, 120, 130));
+            }
+        }
+        assert_eq!(w.open_minutes(), 2000);
+        let bytes: usize = w.to_state().iter().map(|(k, v)| k.len() + v.len()).sum();
+        let per_unicorn = bytes / 1000;
+        eprintln!("window state: {bytes} bytes for 1000 unicorns, {per_unicorn} per unicorn");
+        assert!(per_unicorn < 400, "{per_unicorn} bytes per unicorn");
+        assert!(bytes < 1024 * 1024 / 2, "{bytes} bytes for a full shard");
     }
 
     #[test]

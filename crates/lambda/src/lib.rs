@@ -4,6 +4,8 @@
 //!
 //! - [`stream_processor`]: `WildRydesStreamProcessor`, Kinesis event to
 //!   [`wildrydes_core::process::Processor`] to a batch response.
+//! - [`aggregator`]: `WildRydesAggregator`, tumbling-window events to core's
+//!   `Aggregator`, with open minutes saved between windows.
 //! - [`kinesis`]: Kinesis event records to core's `SourceRecord`s, and the
 //!   `batchItemFailures` answer.
 //! - [`config`]: settings read from the environment, checked at start-up.
@@ -12,6 +14,7 @@
 //! Binaries in `src/bin` only build clients once and hand the handler to
 //! `lambda_runtime`. Nothing here decides what a record means: that is core's.
 
+pub mod aggregator;
 pub mod config;
 pub mod kinesis;
 pub mod stream_processor;

@@ -7,6 +7,8 @@
 //! cargo-lambda comes from `cargo xtask test`, which installs it and names
 //! its folder in `WILDRYDES_TOOLS_BIN`.
 
+#![allow(clippy::unwrap_used)]
+
 use std::path::PathBuf;
 use std::process::Stdio;
 use std::time::Duration;

@@ -1,6 +1,8 @@
 //! The stream processor's handler, called with real Kinesis event files built
 //! from the workshop's data, against the embedded DynamoDB.
 
+#![allow(clippy::unwrap_used)]
+
 use std::collections::HashMap;
 use std::time::Duration;
 
@@ -12,6 +14,7 @@ use wildrydes_core::item::{Item, aggregate_to_item};
 use wildrydes_core::rejects::Reject;
 use wildrydes_lambda::stream_processor::{Config, handle};
 use wildrydes_local_aws::{LocalAws, LocalAwsOptions, workshop};
+use wildrydes_tests::bounded;
 
 const DAY: &str = include_str!("../../../tests/fixtures/shadowfax-2016-02-12.json");
 
@@ -86,14 +89,6 @@ async fn invoke(setup: &Setup, event: KinesisEvent) -> Option<String> {
         .batch_item_failures
         .first()
         .map(|f| f.item_identifier.clone().unwrap_or_default())
-}
-
-fn bounded<F: std::future::Future>(f: F) -> impl std::future::Future<Output = F::Output> {
-    async {
-        tokio::time::timeout(Duration::from_secs(60), f)
-            .await
-            .expect("test timed out")
-    }
 }
 
 #[tokio::test]

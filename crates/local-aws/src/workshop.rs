@@ -37,8 +37,31 @@ pub fn rejects_table() -> TableSpec {
     }
 }
 
-/// Creates both workshop streams, the sensor table and the rejects table on
-/// `local`, keeping any that already exist, and returns once all are ACTIVE.
+/// Table of the alarm's per-unicorn state (ALARM or OK, and the reading that
+/// made it so), written by `wildrydes-alarm` with conditional writes.
+pub const ALARM_TABLE: &str = "WildRydesAlarmState";
+
+/// The definition of [`ALARM_TABLE`]: one item per unicorn, hash key `Name` (S).
+pub fn alarm_state_table() -> TableSpec {
+    TableSpec {
+        name: ALARM_TABLE.to_owned(),
+        partition_key: KeyAttribute::string("Name"),
+        sort_key: None,
+    }
+}
+
+/// The definition of the aggregator's state table: one item per shard.
+pub fn aggregator_state_table() -> TableSpec {
+    TableSpec {
+        name: wildrydes_core::resources::AGGREGATOR_STATE_TABLE.to_owned(),
+        partition_key: KeyAttribute::string("ShardKey"),
+        sort_key: None,
+    }
+}
+
+/// Creates both workshop streams, the sensor table, the rejects table and the
+/// alarm-state table on `local`, keeping any that already exist, and returns
+/// once all are ACTIVE.
 pub async fn ensure_workshop_resources(local: &LocalAws) -> Result<(), LocalAwsError> {
     let kinesis = local.kinesis_client();
     for stream in [SENSOR_STREAM, AGGREGATE_STREAM] {
@@ -46,7 +69,9 @@ pub async fn ensure_workshop_resources(local: &LocalAws) -> Result<(), LocalAwsE
     }
     let dynamodb = local.dynamodb_client();
     ensure_table(&dynamodb, &sensor_table()).await?;
-    ensure_table(&dynamodb, &rejects_table()).await
+    ensure_table(&dynamodb, &aggregator_state_table()).await?;
+    ensure_table(&dynamodb, &rejects_table()).await?;
+    ensure_table(&dynamodb, &alarm_state_table()).await
 }
 
 #[cfg(test)]
