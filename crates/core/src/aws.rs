@@ -46,7 +46,16 @@ impl AwsArgs {
         if let Some(url) = &self.endpoint_url {
             loader = loader.endpoint_url(url);
         }
-        let region = RegionProviderChain::first_try(self.region.clone().map(Region::new))
+        let mut region = RegionProviderChain::first_try(self.region.clone().map(Region::new));
+        if let Some(profile) = &self.profile {
+            // The named profile's region wins over the environment's default profile.
+            region = region.or_else(
+                aws_config::profile::ProfileFileRegionProvider::builder()
+                    .profile_name(profile)
+                    .build(),
+            );
+        }
+        let region = region
             .or_default_provider()
             .or_else(Region::from_static(FALLBACK_REGION));
         loader.region(region).load().await

@@ -102,6 +102,18 @@ mod tests {
         assert_eq!(r.to_json(), WORKSHOP);
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_position_round_trips_byte_for_byte(lat in -90.0f64..=90.0, lon in -180.0f64..=180.0) {
+            let json = WORKSHOP
+                .replace("42.264444250051326", &lat.to_string())
+                .replace("-71.97582884770408", &lon.to_string());
+            let r = Reading::from_json(json.as_bytes()).unwrap();
+            proptest::prop_assert_eq!(r.latitude, lat);
+            proptest::prop_assert_eq!(r.to_json(), json);
+        }
+    }
+
     #[test]
     fn each_failure_names_its_field() {
         let with = |from: &str, to: &str| WORKSHOP.replace(from, to);

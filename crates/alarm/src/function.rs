@@ -1,0 +1,355 @@
+//! `WildRydesAlarm` on Lambda: a Kinesis event in, [`MagicAlarm`] over its
+//! records, `batchItemFailures` out (configure the trigger with
+//! `ReportBatchItemFailures`). A thin adapter: the daemon calls the same
+//! [`MagicAlarm::process`].
+//!
+//! Environment (read once, checked at start-up):
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `ALARM_TABLE_NAME` | per-unicorn alarm state, hash key `Name` (S) | `WildRydesAlarmState` |
+//! | `ALARM_TOPIC_ARN` | SNS topic to publish to | none |
+//! | `ALARM_WEBHOOK_URL` | URL to POST JSON to (a chat incoming webhook) | none |
+//! | `ALARM_WEBHOOK_TIMEOUT_MS` | longest wait for one webhook call | 5000 |
+//! | `ALARM_CONSOLE` | `true`: also print each notification as a JSON line | `false` |
+//! | `MAGIC_THRESHOLD` | ALARM when magic points < this | 50 |
+//! | `MAGIC_HYSTERESIS` | OK again when magic points >= threshold + this | 10 |
+//! | `REJECTS_TABLE_NAME` | refused records | `UnicornSensorDataRejects` |
+//! | `DEADLINE_MARGIN_MS` | time kept back from the deadline to answer | 1000 |
+//!
+//! At least one of `ALARM_TOPIC_ARN`, `ALARM_WEBHOOK_URL`, `ALARM_CONSOLE`
+//! must be set: an alarm that tells no one refuses to start.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant as StdInstant};
+
+use aws_config::SdkConfig;
+use aws_lambda_events::event::kinesis::KinesisEvent;
+use aws_lambda_events::event::streams::KinesisEventResponse;
+use tokio::time::Instant;
+use wildrydes_core::rejects::RejectStore;
+use wildrydes_core::resources::REJECTS_TABLE;
+use wildrydes_core::writer::{TableWriter, WriterConfig};
+use wildrydes_lambda::config::ConfigError;
+use wildrydes_lambda::{kinesis, telemetry};
+
+use crate::alarm::{AlarmOutcome, MagicAlarm};
+use crate::detector::{DEFAULT_HYSTERESIS, DEFAULT_THRESHOLD, Detector};
+use crate::error::AlarmError;
+use crate::notify::{
+    ConsoleNotifier, DEFAULT_WEBHOOK_TIMEOUT, Notifier, SnsNotifier, WebhookNotifier,
+};
+use crate::store::{ALARM_TABLE, StateStore};
+
+/// The function's settings.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Table of per-unicorn alarm state.
+    pub table_name: String,
+    /// Table of rejects.
+    pub rejects_table_name: String,
+    /// SNS topic notified, if any.
+    pub topic_arn: Option<String>,
+    /// Webhook notified, if any; a secret in most chat products, never logged.
+    pub webhook_url: Option<String>,
+    /// Longest wait for one webhook call.
+    pub webhook_timeout: Duration,
+    /// Whether notifications are also printed as JSON lines.
+    pub console: bool,
+    /// Alarm and recovery levels.
+    pub detector: Detector,
+    /// Time kept back from the deadline to answer.
+    pub deadline_margin: Duration,
+}
+
+impl fmt::Debug for Config {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Config")
+            .field("table_name", &self.table_name)
+            .field("rejects_table_name", &self.rejects_table_name)
+            .field("topic_arn", &self.topic_arn)
+            .field("webhook_url", &self.webhook_url.as_ref().map(|_| "(set)"))
+            .field("webhook_timeout", &self.webhook_timeout)
+            .field("console", &self.console)
+            .field("detector", &self.detector)
+            .field("deadline_margin", &self.deadline_margin)
+            .finish()
+    }
+}
+
+impl Config {
+    /// Reads the settings from the process environment.
+    pub fn from_env() -> Result<Self, AlarmError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads the settings through `get` (the environment, or a map in tests).
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, AlarmError> {
+        let set = |name: &str| get(name).filter(|v| !v.trim().is_empty());
+        let integer = |name: &'static str, default: i64, what: &'static str| match set(name) {
+            None => Ok(default),
+            Some(v) => v.trim().parse::<i64>().map_err(|_| ConfigError::Invalid {
+                name,
+                value: v,
+                what,
+            }),
+        };
+        let millis = |name: &'static str, default: Duration| {
+            let default_ms = i64::try_from(default.as_millis()).unwrap_or(i64::MAX);
+            let what = "a positive number of milliseconds";
+            let ms = integer(name, default_ms, what)?;
+            u64::try_from(ms)
+                .ok()
+                .filter(|ms| *ms > 0)
+                .map(Duration::from_millis)
+                .ok_or_else(|| ConfigError::Invalid {
+                    name,
+                    value: ms.to_string(),
+                    what,
+                })
+        };
+        let console = match set("ALARM_CONSOLE").map(|v| v.trim().to_ascii_lowercase()) {
+            None => false,
+            Some(v) if ["true", "1", "yes"].contains(&v.as_str()) => true,
+            Some(v) if ["false", "0", "no"].contains(&v.as_str()) => false,
+            Some(v) => {
+                return Err(ConfigError::Invalid {
+                    name: "ALARM_CONSOLE",
+                    value: v,
+                    what: "true or false",
+                }
+                .into());
+            }
+        };
+        let threshold = integer(
+            "MAGIC_THRESHOLD",
+            DEFAULT_THRESHOLD.into(),
+            "a whole number of magic points (below it, ALARM)",
+        )?;
+        let hysteresis = integer(
+            "MAGIC_HYSTERESIS",
+            DEFAULT_HYSTERESIS.into(),
+            "a whole number of magic points, 0 or more (OK again at threshold + hysteresis)",
+        )?;
+        let config = Self {
+            table_name: set("ALARM_TABLE_NAME").unwrap_or_else(|| ALARM_TABLE.to_owned()),
+            rejects_table_name: set("REJECTS_TABLE_NAME")
+                .unwrap_or_else(|| REJECTS_TABLE.to_owned()),
+            topic_arn: set("ALARM_TOPIC_ARN").map(|v| v.trim().to_owned()),
+            webhook_url: set("ALARM_WEBHOOK_URL").map(|v| v.trim().to_owned()),
+            webhook_timeout: millis("ALARM_WEBHOOK_TIMEOUT_MS", DEFAULT_WEBHOOK_TIMEOUT)?,
+            console,
+            detector: Detector::new(threshold, hysteresis)?,
+            deadline_margin: millis("DEADLINE_MARGIN_MS", Duration::from_secs(1))?,
+        };
+        if config.topic_arn.is_none() && config.webhook_url.is_none() && !config.console {
+            return Err(AlarmError::NoNotifier);
+        }
+        Ok(config)
+    }
+
+    /// The notifiers configured: SNS, webhook, console, in that order.
+    pub fn notifiers(&self, aws: &SdkConfig) -> Result<Vec<Arc<dyn Notifier>>, AlarmError> {
+        let mut notifiers: Vec<Arc<dyn Notifier>> = Vec::new();
+        if let Some(arn) = &self.topic_arn {
+            notifiers.push(Arc::new(SnsNotifier::new(
+                aws_sdk_sns::Client::new(aws),
+                arn,
+            )));
+        }
+        if let Some(url) = &self.webhook_url {
+            notifiers.push(Arc::new(WebhookNotifier::new(url, self.webhook_timeout)?));
+        }
+        if self.console {
+            notifiers.push(Arc::new(ConsoleNotifier::stdout()));
+        }
+        Ok(notifiers)
+    }
+
+    /// The alarm these settings describe, with clients built from `aws`.
+    pub fn alarm(&self, aws: &SdkConfig) -> Result<MagicAlarm, AlarmError> {
+        let dynamodb = aws_sdk_dynamodb::Client::new(aws);
+        MagicAlarm::new(
+            self.detector,
+            StateStore::new(dynamodb.clone(), &self.table_name),
+            self.notifiers(aws)?,
+            RejectStore::new(TableWriter::new(
+                dynamodb,
+                &self.rejects_table_name,
+                WriterConfig::default(),
+            )),
+        )
+    }
+}
+
+/// Handles one invocation: judges the batch until `deadline` and names the
+/// first record Lambda must deliver again, if any.
+pub async fn handle(
+    alarm: &MagicAlarm,
+    event: KinesisEvent,
+    deadline: Instant,
+) -> KinesisEventResponse {
+    let started = StdInstant::now();
+    let (source, records) = kinesis::records_of(event);
+    let outcome = alarm.process(&source, &records, deadline).await;
+    let failed = outcome
+        .first_failure
+        .map(|i| records[i].sequence_number.as_str());
+    log_outcome(&source.shard_id, &outcome, failed, started.elapsed());
+    kinesis::response(failed)
+}
+
+/// One log line and one metrics document per invocation.
+fn log_outcome(shard_id: &str, outcome: &AlarmOutcome, failed: Option<&str>, took: Duration) {
+    let duration_ms = took.as_secs_f64() * 1000.0;
+    let notifications = outcome.notified.len();
+    match failed {
+        None => tracing::info!(
+            shard_id,
+            records_in = outcome.records,
+            readings = outcome.readings,
+            aggregates = outcome.aggregates,
+            rejected = outcome.rejected,
+            stale = outcome.stale,
+            notifications,
+            races = outcome.races,
+            notify_retries = outcome.notify_retries,
+            duration_ms,
+            "batch judged"
+        ),
+        Some(sequence_number) => tracing::error!(
+            shard_id,
+            records_in = outcome.records,
+            readings = outcome.readings,
+            aggregates = outcome.aggregates,
+            rejected = outcome.rejected,
+            stale = outcome.stale,
+            notifications,
+            races = outcome.races,
+            notify_retries = outcome.notify_retries,
+            duration_ms,
+            resume_at = sequence_number,
+            error = outcome.error.as_deref().unwrap_or_default(),
+            "batch partly judged: Lambda will retry from resume_at"
+        ),
+    }
+    let function =
+        std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "wildrydes-alarm".into());
+    #[allow(clippy::cast_precision_loss)]
+    let counts = [
+        ("RecordsIn", "Count", outcome.records as f64),
+        ("Rejected", "Count", outcome.rejected as f64),
+        ("StaleObservations", "Count", outcome.stale as f64),
+        ("Notifications", "Count", notifications as f64),
+        ("Races", "Count", outcome.races as f64),
+        ("NotifyRetries", "Count", f64::from(outcome.notify_retries)),
+        (
+            "BatchFailures",
+            "Count",
+            if failed.is_some() { 1.0 } else { 0.0 },
+        ),
+        ("DurationMs", "Milliseconds", duration_ms),
+    ];
+    telemetry::emit(&telemetry::emf_line(
+        &function,
+        chrono::Utc::now().timestamp_millis(),
+        &counts,
+    ));
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, AlarmError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Config::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_need_only_a_notifier() {
+        let c = config(&[("ALARM_CONSOLE", "true")]).unwrap();
+        assert_eq!(c.table_name, "WildRydesAlarmState");
+        assert_eq!(c.rejects_table_name, "UnicornSensorDataRejects");
+        assert_eq!(
+            (c.detector.threshold(), c.detector.recovery_level()),
+            (50, 60)
+        );
+        assert!(c.console && c.topic_arn.is_none() && c.webhook_url.is_none());
+    }
+
+    #[test]
+    fn without_a_notifier_the_function_says_what_to_set() {
+        for vars in [
+            &[][..],
+            &[("ALARM_CONSOLE", "false"), ("ALARM_TOPIC_ARN", " ")][..],
+        ] {
+            let err = config(vars).unwrap_err().to_string();
+            assert!(
+                err.contains("no notifier is configured")
+                    && err.contains("ALARM_TOPIC_ARN")
+                    && err.contains("ALARM_WEBHOOK_URL")
+                    && err.contains("ALARM_CONSOLE=true"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn levels_and_notifiers_come_from_the_environment() {
+        let c = config(&[
+            (
+                "ALARM_TOPIC_ARN",
+                "arn:aws:sns:us-east-1:123456789012:wildrydes-alarm",
+            ),
+            (
+                "ALARM_WEBHOOK_URL",
+                "https://hooks.example.com/services/secret",
+            ),
+            ("MAGIC_THRESHOLD", "40"),
+            ("MAGIC_HYSTERESIS", "0"),
+            ("ALARM_TABLE_NAME", "Alarms"),
+        ])
+        .unwrap();
+        assert_eq!(
+            (c.detector.threshold(), c.detector.recovery_level()),
+            (40, 40)
+        );
+        assert_eq!(c.table_name, "Alarms");
+        assert!(
+            !format!("{c:?}").contains("secret"),
+            "the webhook URL is never printed"
+        );
+    }
+
+    #[test]
+    fn bad_values_name_their_variable() {
+        for (vars, says) in [
+            (
+                &[("ALARM_CONSOLE", "maybe")][..],
+                "environment variable ALARM_CONSOLE=\"maybe\" is not valid: expected true or false",
+            ),
+            (
+                &[("ALARM_CONSOLE", "1"), ("MAGIC_THRESHOLD", "fifty")][..],
+                "environment variable MAGIC_THRESHOLD=\"fifty\" is not valid",
+            ),
+            (
+                &[("ALARM_CONSOLE", "1"), ("MAGIC_HYSTERESIS", "-5")][..],
+                "hysteresis must be 0 or more",
+            ),
+            (
+                &[("ALARM_CONSOLE", "1"), ("ALARM_WEBHOOK_TIMEOUT_MS", "0")][..],
+                "ALARM_WEBHOOK_TIMEOUT_MS=\"0\" is not valid: expected a positive number of milliseconds",
+            ),
+        ] {
+            let err = config(vars).unwrap_err().to_string();
+            assert!(err.contains(says), "{err}");
+        }
+    }
+}

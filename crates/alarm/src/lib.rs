@@ -1,0 +1,40 @@
+//! The Wild Rydes alarm: warns operators when a unicorn's magic points fall
+//! below 50, and again when they recover, exactly one notification per
+//! transition.
+//!
+//! # Layout
+//!
+//! - [`observation`]: `Observation`, the figure judged in a record: a
+//!   reading's `MagicPoints` or an aggregate's `MinMagicPoints`.
+//! - [`detector`]: `Detector`, threshold and hysteresis; `AlarmState`.
+//! - [`notification`]: `Notification`, the message and its idempotency id.
+//! - [`notify`]: the `Notifier` trait and its SNS, webhook, console and
+//!   in-memory implementations.
+//! - [`store`]: `StateStore`, each unicorn's state in DynamoDB, changed only
+//!   by conditional writes.
+//! - [`alarm`]: `MagicAlarm`, the batch logic (parse, group, walk, claim,
+//!   notify, commit), shared by the Lambda function and the daemon.
+//! - [`function`]: the Lambda adapter (configuration from the environment,
+//!   event in, `batchItemFailures` out); `src/bin/alarm.rs` is its `bootstrap`.
+//! - [`error`]: `AlarmError`, the one error type.
+//!
+//! What a record means is core's (`Reading`, `Aggregate`); what a Lambda
+//! event is comes from `wildrydes-lambda`. This crate decides when a figure is
+//! a transition and makes sure each transition is told once.
+
+pub mod alarm;
+pub mod detector;
+pub mod error;
+pub mod function;
+pub mod notification;
+pub mod notify;
+pub mod observation;
+pub mod store;
+
+pub use alarm::{AlarmOutcome, AlarmSettings, MagicAlarm};
+pub use detector::{AlarmState, Detector};
+pub use error::AlarmError;
+pub use notification::Notification;
+pub use notify::{ConsoleNotifier, MemoryNotifier, Notifier, SnsNotifier, WebhookNotifier};
+pub use observation::Observation;
+pub use store::{ALARM_TABLE, StateStore};

@@ -1,0 +1,338 @@
+//! `wildrydes-daemon`: the pipeline's consumers as one long-running process
+//! per host, sharing a stream's shards with the other daemons through a
+//! lease table. Every option is also an environment variable.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use wildrydes_core::aggregation::{Aggregator, DEFAULT_IDLE_AFTER};
+use wildrydes_core::aws::AwsArgs;
+use wildrydes_core::process::Processor;
+use wildrydes_core::rejects::RejectStore;
+use wildrydes_core::resources::{AGGREGATES_STREAM, READINGS_STREAM, REJECTS_TABLE, SENSOR_TABLE};
+use wildrydes_core::retry::RetryPolicy;
+use wildrydes_core::stream_writer::StreamWriter;
+use wildrydes_core::window::DEFAULT_ALLOWED_LATENESS;
+use wildrydes_core::writer::{DEFAULT_MAX_IN_FLIGHT, TableWriter, WriterConfig};
+use wildrydes_daemon::consumer::ConsumerConfig;
+use wildrydes_daemon::lease::{Checkpoint, LeaseTable};
+use wildrydes_daemon::metrics::{self, Metrics};
+use wildrydes_daemon::pipeline::Pipeline;
+use wildrydes_daemon::worker::{Worker, WorkerConfig};
+
+/// The Wild Rydes pipeline as a long-running Kinesis consumer. Run one
+/// process per host (or container) and per pipeline; processes of the same
+/// pipeline share the stream's shards through a DynamoDB lease table (the
+/// Kinesis Client Library's protocol) and take over each other's shards.
+///
+/// Example, against `cargo xtask local`:
+///   wildrydes-daemon aggregate &
+///   wildrydes-daemon process
+#[derive(Debug, Parser)]
+#[command(name = "wildrydes-daemon", version)]
+struct Cli {
+    #[command(subcommand)]
+    pipeline: PipelineCommand,
+    #[command(flatten)]
+    common: Common,
+    #[command(flatten)]
+    aws: AwsArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum PipelineCommand {
+    /// Aggregates (wildrydes-aggregated) into the table, as the
+    /// WildRydesStreamProcessor function does.
+    Process(ProcessArgs),
+    /// Readings (wildrydes) into per-minute aggregates on
+    /// wildrydes-aggregated, as the WildRydesAggregator function does.
+    Aggregate(AggregateArgs),
+    /// Readings (wildrydes, or aggregates with --stream
+    /// wildrydes-aggregated) into ALARM/OK notifications when a unicorn's
+    /// magic points fall below the threshold and recover, as the
+    /// WildRydesAlarm function does.
+    Alarm(AlarmArgs),
+}
+
+#[derive(Debug, Args)]
+struct AlarmArgs {
+    /// Table of per-unicorn alarm state (hash key Name S)
+    #[arg(long, env = "ALARM_TABLE_NAME", default_value = wildrydes_alarm::ALARM_TABLE)]
+    alarm_table: String,
+    /// SNS topic that receives the notifications
+    #[arg(long, env = "ALARM_TOPIC_ARN")]
+    topic_arn: Option<String>,
+    /// URL that receives each notification as a JSON POST (a chat incoming webhook, say)
+    #[arg(long, env = "ALARM_WEBHOOK_URL")]
+    webhook_url: Option<String>,
+    /// Print each notification as a JSON line on standard output
+    #[arg(long, env = "ALARM_CONSOLE")]
+    console: bool,
+    /// ALARM when magic points fall below this
+    #[arg(long, env = "MAGIC_THRESHOLD", default_value_t = 50)]
+    threshold: i64,
+    /// OK again only at threshold + hysteresis, so a hovering value does not flap
+    #[arg(long, env = "MAGIC_HYSTERESIS", default_value_t = 10)]
+    hysteresis: i64,
+}
+
+/// Options every pipeline has.
+#[derive(Debug, Args)]
+struct Common {
+    /// Stream to consume [default: wildrydes-aggregated for process,
+    /// wildrydes for aggregate]
+    #[arg(long, global = true, env = "WILDRYDES_STREAM")]
+    stream: Option<String>,
+    /// DynamoDB lease table shared by the workers of this pipeline; created
+    /// if missing [default: wildrydes-daemon-<pipeline>]
+    #[arg(long, global = true, env = "WILDRYDES_LEASE_TABLE")]
+    lease_table: Option<String>,
+    /// This worker's id in the lease table; unique per process [default:
+    /// host name and process id]
+    #[arg(long, global = true, env = "WILDRYDES_WORKER_ID")]
+    worker_id: Option<String>,
+    /// Failover time: a worker that has not renewed a lease for this long
+    /// loses it to the others
+    #[arg(long, global = true, env = "WILDRYDES_LEASE_DURATION", default_value = "10s", value_parser = humantime::parse_duration)]
+    lease_duration: Duration,
+    /// Where a shard with no checkpoint starts
+    #[arg(long, global = true, env = "WILDRYDES_INITIAL_POSITION", value_enum, default_value_t = Position::TrimHorizon)]
+    initial_position: Position,
+    /// Address of the /metrics (Prometheus) and /healthz endpoints
+    #[arg(
+        long,
+        global = true,
+        env = "WILDRYDES_METRICS_ADDR",
+        default_value = "127.0.0.1:9464"
+    )]
+    metrics_addr: String,
+    /// Log format
+    #[arg(long, global = true, env = "WILDRYDES_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+    /// On SIGTERM or Ctrl-C: how long consumers get to finish their batch
+    /// and checkpoint before the leases are released
+    #[arg(long, global = true, env = "WILDRYDES_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
+    shutdown_timeout: Duration,
+    /// Wait after a read that found no new records, before reading again
+    #[arg(long, global = true, env = "WILDRYDES_IDLE_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
+    idle_poll_interval: Duration,
+    /// Table of records refused by validation
+    #[arg(long, global = true, env = "REJECTS_TABLE_NAME", default_value = REJECTS_TABLE)]
+    rejects_table: String,
+}
+
+#[derive(Debug, Args)]
+struct ProcessArgs {
+    /// Table of aggregates
+    #[arg(long, env = "TABLE_NAME", default_value = SENSOR_TABLE)]
+    table: String,
+    /// BatchWriteItem calls in flight at once
+    #[arg(long, env = "MAX_IN_FLIGHT", default_value_t = DEFAULT_MAX_IN_FLIGHT)]
+    max_in_flight: usize,
+}
+
+#[derive(Debug, Args)]
+struct AggregateArgs {
+    /// Stream the aggregates are put on
+    #[arg(long, env = "OUTPUT_STREAM", default_value = AGGREGATES_STREAM)]
+    output_stream: String,
+    /// How far behind its unicorn's latest reading a reading may arrive and
+    /// still count
+    #[arg(long, env = "ALLOWED_LATENESS", default_value = "10s", value_parser = humantime::parse_duration)]
+    allowed_lateness: Duration,
+    /// Event time after which a silent unicorn's open minute is closed
+    #[arg(long, env = "IDLE_AFTER", default_value = "120s", value_parser = humantime::parse_duration)]
+    idle_after: Duration,
+    /// Wall time without any reading on a shard after which every open
+    /// minute is emitted (the producers stopped)
+    #[arg(long, env = "IDLE_FLUSH_AFTER", default_value = "30s", value_parser = humantime::parse_duration)]
+    idle_flush_after: Duration,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Position {
+    /// The oldest record the stream keeps.
+    TrimHorizon,
+    /// Only records put after the start.
+    Latest,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    /// Readable lines.
+    Human,
+    /// One JSON object per line.
+    Json,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_logs(cli.common.log_format);
+    let config = cli.aws.sdk_config().await;
+    let kinesis = aws_sdk_kinesis::Client::new(&config);
+    let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+    let rejects = RejectStore::new(TableWriter::new(
+        dynamodb.clone(),
+        &cli.common.rejects_table,
+        WriterConfig::default(),
+    ));
+    let mut consumer = ConsumerConfig {
+        idle_poll_interval: cli.common.idle_poll_interval,
+        ..ConsumerConfig::default()
+    };
+    let (pipeline, default_stream) = match &cli.pipeline {
+        PipelineCommand::Process(args) => {
+            let writer = WriterConfig {
+                max_in_flight: args.max_in_flight,
+                ..WriterConfig::default()
+            };
+            let processor = Processor::new(
+                TableWriter::new(dynamodb.clone(), &args.table, writer),
+                rejects,
+            );
+            (Pipeline::Process(processor), AGGREGATES_STREAM)
+        }
+        PipelineCommand::Aggregate(args) => {
+            consumer.idle_flush_after = args.idle_flush_after;
+            let output =
+                StreamWriter::new(kinesis.clone(), &args.output_stream, RetryPolicy::default());
+            let idle = if args.idle_after.is_zero() {
+                DEFAULT_IDLE_AFTER
+            } else {
+                args.idle_after
+            };
+            let lateness = if args.allowed_lateness.is_zero() {
+                DEFAULT_ALLOWED_LATENESS
+            } else {
+                args.allowed_lateness
+            };
+            (
+                Pipeline::Aggregate(Aggregator::new(output, rejects, idle), lateness),
+                READINGS_STREAM,
+            )
+        }
+        PipelineCommand::Alarm(args) => {
+            let settings = |name: &str| -> Option<String> {
+                match name {
+                    "ALARM_TABLE_NAME" => Some(args.alarm_table.clone()),
+                    "ALARM_TOPIC_ARN" => args.topic_arn.clone(),
+                    "ALARM_WEBHOOK_URL" => args.webhook_url.clone(),
+                    "ALARM_CONSOLE" => Some(args.console.to_string()),
+                    "MAGIC_THRESHOLD" => Some(args.threshold.to_string()),
+                    "MAGIC_HYSTERESIS" => Some(args.hysteresis.to_string()),
+                    "REJECTS_TABLE_NAME" => Some(cli.common.rejects_table.clone()),
+                    other => std::env::var(other).ok(),
+                }
+            };
+            let alarm = wildrydes_alarm::function::Config::from_lookup(settings)
+                .and_then(|c| c.alarm(&config))
+                .context("cannot configure the alarm")?;
+            (Pipeline::Alarm(Arc::new(alarm)), READINGS_STREAM)
+        }
+    };
+    let stream = cli
+        .common
+        .stream
+        .clone()
+        .unwrap_or_else(|| default_stream.to_owned());
+    let lease_table = cli
+        .common
+        .lease_table
+        .clone()
+        .unwrap_or_else(|| format!("wildrydes-daemon-{}", pipeline.name()));
+    let worker_id = cli
+        .common
+        .worker_id
+        .clone()
+        .unwrap_or_else(default_worker_id);
+    let metrics = Arc::new(Metrics::default());
+    let listener = tokio::net::TcpListener::bind(&cli.common.metrics_addr)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} for /metrics: pass another --metrics-addr",
+                cli.common.metrics_addr
+            )
+        })?;
+    tracing::info!(addr = %listener.local_addr()?, "serving /metrics and /healthz");
+    let stop_metrics = tokio_util::sync::CancellationToken::new();
+    let server = tokio::spawn(metrics::serve(
+        listener,
+        metrics.clone(),
+        stop_metrics.clone().cancelled_owned(),
+    ));
+    let worker = Worker::new(
+        kinesis,
+        LeaseTable::new(dynamodb, lease_table),
+        Arc::new(pipeline),
+        metrics,
+        WorkerConfig {
+            worker_id,
+            stream,
+            lease_duration: cli.common.lease_duration,
+            initial_position: match cli.common.initial_position {
+                Position::TrimHorizon => Checkpoint::TrimHorizon,
+                Position::Latest => Checkpoint::Latest,
+            },
+            shutdown_timeout: cli.common.shutdown_timeout,
+            consumer,
+        },
+    );
+    worker.run(shutdown_signal()).await?;
+    stop_metrics.cancel();
+    let _ = server.await;
+    Ok(())
+}
+
+/// Resolves on SIGTERM (how containers and systemd stop a service) or Ctrl-C.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .unwrap_or_else(|e| panic!("cannot listen for SIGTERM: {e}"));
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+    tracing::info!("stop requested: finishing batches, checkpointing, releasing leases");
+}
+
+fn default_worker_id() -> String {
+    let host = std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".into());
+    format!("{host}-{}", std::process::id())
+}
+
+fn init_logs(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    use super::*;
+
+    #[test]
+    fn flags_are_consistent() {
+        Cli::command().debug_assert();
+    }
+}

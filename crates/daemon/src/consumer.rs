@@ -1,0 +1,380 @@
+//! `ShardConsumer`: reads one leased shard from its checkpoint to its end,
+//! hands each batch to the pipeline, and moves the checkpoint only past
+//! records the pipeline reports durably handled.
+//!
+//! It respects the service: at least 200 ms between GetRecords calls on the
+//! shard (5 per second), backoff on throttling, a fresh iterator from the
+//! checkpoint when one expires. A lost lease stops it without a checkpoint;
+//! a stop request lets the batch in hand finish and be checkpointed first.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_kinesis::Client;
+use aws_sdk_kinesis::error::DisplayErrorContext;
+use aws_sdk_kinesis::types::ShardIteratorType;
+use tokio::sync::Mutex;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use wildrydes_core::process::{ShardSource, SourceRecord};
+use wildrydes_core::retry::RetryPolicy;
+
+use crate::lease::{Checkpoint, LeaseError, LeaseTable};
+use crate::metrics::Metrics;
+use crate::pipeline::{Pipeline, ShardState};
+
+/// How a consumer reads.
+#[derive(Debug, Clone)]
+pub struct ConsumerConfig {
+    /// Shortest time between two GetRecords calls on one shard: the service
+    /// allows 5 per second per shard, shared by every consumer.
+    pub min_poll_interval: Duration,
+    /// Wait after an empty read before reading again.
+    pub idle_poll_interval: Duration,
+    /// After this long without records, the pipeline closes what is open
+    /// (the aggregator emits its open minutes).
+    pub idle_flush_after: Duration,
+    /// Most records per GetRecords call.
+    pub max_records: i32,
+    /// Time a batch may take to be handled, retries included.
+    pub batch_timeout: Duration,
+    /// Backoff after a failed read or a batch not fully handled.
+    pub retry: RetryPolicy,
+}
+
+impl Default for ConsumerConfig {
+    fn default() -> Self {
+        Self {
+            min_poll_interval: Duration::from_millis(200),
+            idle_poll_interval: Duration::from_secs(1),
+            idle_flush_after: Duration::from_secs(30),
+            max_records: 10_000,
+            batch_timeout: Duration::from_secs(30),
+            retry: RetryPolicy {
+                max_attempts: u32::MAX,
+                base_delay: Duration::from_millis(100),
+                max_delay: Duration::from_secs(10),
+            },
+        }
+    }
+}
+
+/// Why a consumer stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Ended {
+    /// The shard is closed and fully processed; SHARD_END is checkpointed.
+    ShardEnd,
+    /// Another worker took the lease: nothing more was checkpointed.
+    Lost,
+    /// Asked to stop; everything handled is checkpointed.
+    Stopped,
+}
+
+/// A held lease's fencing counter, shared by the consumer (checkpoints) and
+/// the worker (renewals), which take turns through the lock.
+pub type Counter = Arc<Mutex<i64>>;
+
+/// Reads one shard.
+#[derive(Debug, Clone)]
+pub struct ShardConsumer {
+    /// Kinesis.
+    pub kinesis: Client,
+    /// The stream's name.
+    pub stream: String,
+    /// Where the shard comes from, for rejects.
+    pub source: ShardSource,
+    /// The lease table.
+    pub leases: LeaseTable,
+    /// This worker's id.
+    pub worker_id: String,
+    /// What to do with records.
+    pub pipeline: Arc<Pipeline>,
+    /// Where to count.
+    pub metrics: Arc<Metrics>,
+    /// How to read.
+    pub config: ConsumerConfig,
+}
+
+impl ShardConsumer {
+    /// Consumes from `checkpoint` with `state` until the shard ends, the
+    /// lease is lost or `stop` is cancelled.
+    pub async fn run(
+        self,
+        counter: Counter,
+        mut checkpoint: Checkpoint,
+        mut state: ShardState,
+        stop: CancellationToken,
+    ) -> Ended {
+        let shard = self.source.shard_id.clone();
+        let pipeline = self.pipeline.name();
+        let mut iterator: Option<String> = None;
+        let mut last_call = Instant::now() - self.config.min_poll_interval;
+        let mut failures = 0u32;
+        let mut idle_since = Instant::now();
+        loop {
+            if stop.is_cancelled() {
+                return Ended::Stopped;
+            }
+            if failures > 0 {
+                let wait = self.config.retry.delay(failures);
+                if pause(&stop, wait).await {
+                    return Ended::Stopped;
+                }
+            }
+            let current = match iterator.take() {
+                Some(it) => it,
+                None => match self.iterator_at(&checkpoint).await {
+                    Ok(Some(it)) => it,
+                    Ok(None) => return Ended::ShardEnd,
+                    Err(e) => {
+                        tracing::warn!(shard, error = %e, "cannot get a shard iterator");
+                        failures += 1;
+                        continue;
+                    }
+                },
+            };
+            let since = last_call.elapsed();
+            if since < self.config.min_poll_interval
+                && pause(&stop, self.config.min_poll_interval - since).await
+            {
+                return Ended::Stopped;
+            }
+            last_call = Instant::now();
+            let read = self
+                .kinesis
+                .get_records()
+                .shard_iterator(&current)
+                .limit(self.config.max_records)
+                .send()
+                .await;
+            let output = match read {
+                Ok(o) => o,
+                Err(e) => {
+                    let expired = e
+                        .as_service_error()
+                        .is_some_and(|s| s.is_expired_iterator_exception());
+                    if expired {
+                        tracing::info!(
+                            shard,
+                            "shard iterator expired; resuming from the checkpoint"
+                        );
+                    } else {
+                        tracing::warn!(shard, error = %DisplayErrorContext(&e), "GetRecords failed");
+                        failures += 1;
+                    }
+                    continue;
+                }
+            };
+            failures = 0;
+            if let Some(behind) = output.millis_behind_latest {
+                #[allow(clippy::cast_precision_loss)]
+                self.metrics.set(
+                    "wildrydes_millis_behind_latest",
+                    pipeline,
+                    &shard,
+                    behind as f64,
+                );
+            }
+            let records: Vec<SourceRecord> = output
+                .records()
+                .iter()
+                .map(|r| SourceRecord {
+                    sequence_number: r.sequence_number().to_owned(),
+                    partition_key: r.partition_key().unwrap_or_default().to_owned(),
+                    data: r.data().as_ref().to_vec(),
+                })
+                .collect();
+            let next = output.next_shard_iterator;
+            if records.is_empty() {
+                if next.is_none() {
+                    return match self.checkpoint(&counter, &Checkpoint::ShardEnd, None).await {
+                        Ok(()) => Ended::ShardEnd,
+                        Err(_) => Ended::Lost,
+                    };
+                }
+                if idle_since.elapsed() >= self.config.idle_flush_after {
+                    let deadline = Instant::now() + self.config.batch_timeout;
+                    if let Some(handled) = self
+                        .pipeline
+                        .flush_idle(&mut state, &self.source, deadline)
+                        .await
+                    {
+                        self.count(&handled, 0);
+                        if handled.error.is_none() {
+                            if self
+                                .checkpoint(&counter, &checkpoint, handled.state.as_deref())
+                                .await
+                                .is_err()
+                            {
+                                return Ended::Lost;
+                            }
+                        } else {
+                            tracing::warn!(
+                                shard,
+                                error = handled.error.as_deref(),
+                                "idle flush failed; will try again"
+                            );
+                        }
+                    }
+                    idle_since = Instant::now();
+                }
+                iterator = next;
+                if pause(&stop, self.config.idle_poll_interval).await {
+                    return Ended::Stopped;
+                }
+                continue;
+            }
+            idle_since = Instant::now();
+            let started = Instant::now();
+            let handled = self
+                .pipeline
+                .handle(
+                    &mut state,
+                    &self.source,
+                    &records,
+                    started + self.config.batch_timeout,
+                )
+                .await;
+            self.metrics.add(
+                "wildrydes_batch_seconds_sum",
+                pipeline,
+                &shard,
+                started.elapsed().as_secs_f64(),
+            );
+            self.metrics
+                .add("wildrydes_batch_seconds_count", pipeline, &shard, 1.0);
+            self.count(&handled, records.len());
+            if handled.done > 0 {
+                checkpoint = Checkpoint::After(records[handled.done - 1].sequence_number.clone());
+                if let Err(e) = self
+                    .checkpoint(&counter, &checkpoint, handled.state.as_deref())
+                    .await
+                {
+                    tracing::warn!(shard, error = %e, "checkpoint refused: lease lost");
+                    return Ended::Lost;
+                }
+            }
+            if handled.done < records.len() {
+                tracing::warn!(
+                    shard,
+                    done = handled.done,
+                    of = records.len(),
+                    error = handled.error.as_deref().unwrap_or_default(),
+                    "batch not fully handled; retrying from the checkpoint"
+                );
+                failures += 1;
+                continue;
+            }
+            match next {
+                Some(next) => iterator = Some(next),
+                None => {
+                    return match self
+                        .checkpoint(&counter, &Checkpoint::ShardEnd, handled.state.as_deref())
+                        .await
+                    {
+                        Ok(()) => Ended::ShardEnd,
+                        Err(_) => Ended::Lost,
+                    };
+                }
+            }
+        }
+    }
+
+    fn count(&self, handled: &crate::pipeline::Handled, records: usize) {
+        let (pipeline, shard) = (self.pipeline.name(), self.source.shard_id.as_str());
+        #[allow(clippy::cast_precision_loss)]
+        {
+            self.metrics.add(
+                "wildrydes_records_in_total",
+                pipeline,
+                shard,
+                records as f64,
+            );
+            self.metrics.add(
+                "wildrydes_records_written_total",
+                pipeline,
+                shard,
+                handled.written as f64,
+            );
+            self.metrics.add(
+                "wildrydes_records_rejected_total",
+                pipeline,
+                shard,
+                handled.rejected as f64,
+            );
+            self.metrics.add(
+                "wildrydes_write_retries_total",
+                pipeline,
+                shard,
+                f64::from(handled.retries),
+            );
+        }
+    }
+
+    /// An iterator at `checkpoint`, or `None` if the shard is done.
+    async fn iterator_at(&self, checkpoint: &Checkpoint) -> Result<Option<String>, String> {
+        let request = self
+            .kinesis
+            .get_shard_iterator()
+            .stream_name(&self.stream)
+            .shard_id(&self.source.shard_id);
+        let request = match checkpoint {
+            Checkpoint::ShardEnd => return Ok(None),
+            Checkpoint::TrimHorizon => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
+            Checkpoint::Latest => request.shard_iterator_type(ShardIteratorType::Latest),
+            Checkpoint::After(seq) => request
+                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                .starting_sequence_number(seq),
+        };
+        let output = request
+            .send()
+            .await
+            .map_err(|e| DisplayErrorContext(&e).to_string())?;
+        Ok(output.shard_iterator)
+    }
+
+    /// Moves the checkpoint, retrying a table that does not answer; a lost
+    /// lease is final.
+    async fn checkpoint(
+        &self,
+        counter: &Counter,
+        checkpoint: &Checkpoint,
+        state: Option<&str>,
+    ) -> Result<(), LeaseError> {
+        let mut held = counter.lock().await;
+        let mut attempt = 0;
+        loop {
+            match self
+                .leases
+                .checkpoint(
+                    &self.source.shard_id,
+                    &self.worker_id,
+                    *held,
+                    checkpoint,
+                    state,
+                )
+                .await
+            {
+                Ok(next) => {
+                    *held = next;
+                    return Ok(());
+                }
+                Err(e @ LeaseError::Lost { .. }) => return Err(e),
+                Err(e) if attempt >= 5 => return Err(e),
+                Err(e) => {
+                    attempt += 1;
+                    tracing::warn!(shard = %self.source.shard_id, error = %e, "checkpoint failed; retrying");
+                    tokio::time::sleep(self.config.retry.delay(attempt)).await;
+                }
+            }
+        }
+    }
+}
+
+/// Waits `d` unless `stop` comes first; returns whether it did.
+async fn pause(stop: &CancellationToken, d: Duration) -> bool {
+    tokio::select! {
+        () = stop.cancelled() => true,
+        () = tokio::time::sleep(d) => false,
+    }
+}

@@ -1,0 +1,418 @@
+//! `LeaseTable`: one lease per shard in DynamoDB, with the Kinesis Client
+//! Library's attribute names, so operators who know KCL can read it.
+//!
+//! Every change of a lease (renew, take, checkpoint, release) bumps
+//! `leaseCounter` and is conditional on the counter the worker last saw:
+//! the counter is the fencing token, so a worker that lost its lease can
+//! neither renew it nor move its checkpoint.
+//!
+//! Besides KCL's attributes, a lease may hold `pipelineState`: state that
+//! must move with the checkpoint (the aggregator's open minutes), written
+//! in the same conditional update, so a checkpoint never passes readings
+//! whose minute is still open without their figures.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
+    ScalarAttributeType,
+};
+
+/// A checkpoint: where a shard's processing resumes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Checkpoint {
+    /// From the oldest record kept.
+    TrimHorizon,
+    /// From records put after the consumer starts.
+    Latest,
+    /// After this sequence number.
+    After(String),
+    /// The shard is closed and fully processed: its children may start.
+    ShardEnd,
+}
+
+impl Checkpoint {
+    /// As KCL writes it.
+    pub fn as_str(&self) -> &str {
+        match self {
+            Checkpoint::TrimHorizon => "TRIM_HORIZON",
+            Checkpoint::Latest => "LATEST",
+            Checkpoint::After(seq) => seq,
+            Checkpoint::ShardEnd => "SHARD_END",
+        }
+    }
+
+    /// Reads KCL's form.
+    pub fn parse(s: &str) -> Self {
+        match s {
+            "TRIM_HORIZON" => Checkpoint::TrimHorizon,
+            "LATEST" => Checkpoint::Latest,
+            "SHARD_END" => Checkpoint::ShardEnd,
+            seq => Checkpoint::After(seq.to_owned()),
+        }
+    }
+}
+
+/// One shard's lease, as read from the table.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lease {
+    /// The shard id (`leaseKey`).
+    pub shard_id: String,
+    /// The worker holding it, if any (`leaseOwner`).
+    pub owner: Option<String>,
+    /// Bumped on every change (`leaseCounter`): the fencing token.
+    pub counter: i64,
+    /// Where processing resumes (`checkpoint`).
+    pub checkpoint: Checkpoint,
+    /// Times the lease changed hands since the last checkpoint.
+    pub owner_switches: i64,
+    /// Parent shards (`parentShardId`): this lease waits for them to end.
+    pub parents: Vec<String>,
+    /// State saved with the checkpoint (`pipelineState`).
+    pub pipeline_state: Option<String>,
+}
+
+/// Why a lease operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LeaseError {
+    /// Another worker changed the lease first: ours is lost (or was never ours).
+    #[error("lease of shard {shard_id} changed hands (counter moved past {expected_counter})")]
+    Lost {
+        /// The shard.
+        shard_id: String,
+        /// The counter we expected.
+        expected_counter: i64,
+    },
+    /// The table could not be reached or refused the request.
+    #[error("lease table {table}: cannot {action}: {message}")]
+    Table {
+        /// The table.
+        table: String,
+        /// What was being done.
+        action: &'static str,
+        /// The SDK's account.
+        message: String,
+    },
+}
+
+/// The lease table of one application (one pipeline on one stream).
+#[derive(Debug, Clone)]
+pub struct LeaseTable {
+    client: Client,
+    table: String,
+}
+
+const KEY: &str = "leaseKey";
+
+impl LeaseTable {
+    /// The lease table `table`.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+
+    /// Its name.
+    pub fn name(&self) -> &str {
+        &self.table
+    }
+
+    fn error(&self, action: &'static str, e: impl std::error::Error) -> LeaseError {
+        LeaseError::Table {
+            table: self.table.clone(),
+            action,
+            message: DisplayErrorContext(e).to_string(),
+        }
+    }
+
+    /// Creates the table (on-demand, hash key `leaseKey`) unless it exists,
+    /// and waits until it is active.
+    pub async fn ensure(&self) -> Result<(), LeaseError> {
+        let described = self
+            .client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await;
+        if described.is_err() {
+            let created = self
+                .client
+                .create_table()
+                .table_name(&self.table)
+                .billing_mode(BillingMode::PayPerRequest)
+                .attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name(KEY)
+                        .attribute_type(ScalarAttributeType::S)
+                        .build()
+                        .map_err(|e| self.error("describe the key", e))?,
+                )
+                .key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name(KEY)
+                        .key_type(KeyType::Hash)
+                        .build()
+                        .map_err(|e| self.error("describe the key", e))?,
+                )
+                .send()
+                .await;
+            if let Err(e) = created
+                && !e
+                    .as_service_error()
+                    .is_some_and(|s| s.is_resource_in_use_exception())
+            {
+                return Err(self.error("create the table", e));
+            }
+        }
+        for _ in 0..600 {
+            let status = self
+                .client
+                .describe_table()
+                .table_name(&self.table)
+                .send()
+                .await
+                .ok()
+                .and_then(|d| d.table.and_then(|t| t.table_status));
+            if status == Some(aws_sdk_dynamodb::types::TableStatus::Active) {
+                return Ok(());
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        Err(LeaseError::Table {
+            table: self.table.clone(),
+            action: "wait for the table",
+            message: "it did not become ACTIVE within 60 s".into(),
+        })
+    }
+
+    /// Every lease, all pages.
+    pub async fn list(&self) -> Result<Vec<Lease>, LeaseError> {
+        let items: Vec<HashMap<String, AttributeValue>> = self
+            .client
+            .scan()
+            .table_name(&self.table)
+            .consistent_read(true)
+            .into_paginator()
+            .items()
+            .send()
+            .collect::<Result<_, _>>()
+            .await
+            .map_err(|e| self.error("scan", e))?;
+        Ok(items.iter().filter_map(lease_of).collect())
+    }
+
+    /// Creates the lease of a new shard, unless it exists.
+    pub async fn create(
+        &self,
+        shard_id: &str,
+        parents: &[String],
+        start: &Checkpoint,
+    ) -> Result<bool, LeaseError> {
+        let mut put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .item(KEY, s(shard_id))
+            .item("leaseCounter", n(0))
+            .item("checkpoint", s(start.as_str()))
+            .item("checkpointSubSequenceNumber", n(0))
+            .item("ownerSwitchesSinceCheckpoint", n(0))
+            .condition_expression("attribute_not_exists(leaseKey)");
+        if !parents.is_empty() {
+            put = put.item("parentShardId", AttributeValue::Ss(parents.to_vec()));
+        }
+        match put.send().await {
+            Ok(_) => Ok(true),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(self.error("create a lease", e)),
+        }
+    }
+
+    /// Takes `lease` for `worker` (expired, released or stolen), provided no
+    /// one changed it since it was read. Returns the lease as now held.
+    pub async fn take(&self, lease: &Lease, worker: &str) -> Result<Lease, LeaseError> {
+        let switched = lease.owner.as_deref() != Some(worker);
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(KEY, s(&lease.shard_id))
+            .update_expression("SET leaseOwner = :me, leaseCounter = :next, ownerSwitchesSinceCheckpoint = ownerSwitchesSinceCheckpoint + :switched")
+            .condition_expression("leaseCounter = :seen")
+            .expression_attribute_values(":me", s(worker))
+            .expression_attribute_values(":next", n(lease.counter + 1))
+            .expression_attribute_values(":seen", n(lease.counter))
+            .expression_attribute_values(":switched", n(i64::from(switched)))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
+        let out = self.conditional(update.send().await, lease, "take a lease")?;
+        out.attributes
+            .as_ref()
+            .and_then(lease_of)
+            .ok_or_else(|| LeaseError::Table {
+                table: self.table.clone(),
+                action: "take a lease",
+                message: "the table returned no lease".into(),
+            })
+    }
+
+    /// Renews a held lease: proves the worker is alive. Returns the new counter.
+    pub async fn renew(
+        &self,
+        shard_id: &str,
+        worker: &str,
+        counter: i64,
+    ) -> Result<i64, LeaseError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(KEY, s(shard_id))
+            .update_expression("SET leaseCounter = :next")
+            .condition_expression("leaseCounter = :seen AND leaseOwner = :me")
+            .expression_attribute_values(":me", s(worker))
+            .expression_attribute_values(":next", n(counter + 1))
+            .expression_attribute_values(":seen", n(counter));
+        self.conditional_shard(update.send().await, shard_id, counter, "renew a lease")?;
+        Ok(counter + 1)
+    }
+
+    /// Moves the checkpoint of a held lease (and the state that goes with
+    /// it). Returns the new counter.
+    pub async fn checkpoint(
+        &self,
+        shard_id: &str,
+        worker: &str,
+        counter: i64,
+        checkpoint: &Checkpoint,
+        pipeline_state: Option<&str>,
+    ) -> Result<i64, LeaseError> {
+        let mut expression =
+            "SET leaseCounter = :next, checkpoint = :cp, ownerSwitchesSinceCheckpoint = :zero"
+                .to_owned();
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(KEY, s(shard_id))
+            .condition_expression("leaseCounter = :seen AND leaseOwner = :me")
+            .expression_attribute_values(":me", s(worker))
+            .expression_attribute_values(":next", n(counter + 1))
+            .expression_attribute_values(":seen", n(counter))
+            .expression_attribute_values(":cp", s(checkpoint.as_str()))
+            .expression_attribute_values(":zero", n(0));
+        if let Some(state) = pipeline_state {
+            expression.push_str(", pipelineState = :state");
+            update = update.expression_attribute_values(":state", s(state));
+        }
+        let update = update.update_expression(expression);
+        self.conditional_shard(update.send().await, shard_id, counter, "checkpoint")?;
+        Ok(counter + 1)
+    }
+
+    /// Gives a held lease up so another worker can take it at once.
+    pub async fn release(
+        &self,
+        shard_id: &str,
+        worker: &str,
+        counter: i64,
+    ) -> Result<(), LeaseError> {
+        let update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .key(KEY, s(shard_id))
+            .update_expression("SET leaseCounter = :next REMOVE leaseOwner")
+            .condition_expression("leaseCounter = :seen AND leaseOwner = :me")
+            .expression_attribute_values(":me", s(worker))
+            .expression_attribute_values(":next", n(counter + 1))
+            .expression_attribute_values(":seen", n(counter));
+        self.conditional_shard(update.send().await, shard_id, counter, "release a lease")
+            .map(|_| ())
+    }
+
+    fn conditional<T, E: std::error::Error + ConditionFailed + 'static, R: std::fmt::Debug>(
+        &self,
+        result: Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>,
+        lease: &Lease,
+        action: &'static str,
+    ) -> Result<T, LeaseError> {
+        self.conditional_shard(result, &lease.shard_id, lease.counter, action)
+    }
+
+    fn conditional_shard<
+        T,
+        E: std::error::Error + ConditionFailed + 'static,
+        R: std::fmt::Debug,
+    >(
+        &self,
+        result: Result<T, aws_sdk_dynamodb::error::SdkError<E, R>>,
+        shard_id: &str,
+        counter: i64,
+        action: &'static str,
+    ) -> Result<T, LeaseError> {
+        match result {
+            Ok(out) => Ok(out),
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(ConditionFailed::condition_failed) =>
+            {
+                Err(LeaseError::Lost {
+                    shard_id: shard_id.to_owned(),
+                    expected_counter: counter,
+                })
+            }
+            Err(e) => Err(self.error(action, e)),
+        }
+    }
+}
+
+/// Errors that can say "the condition did not hold".
+pub trait ConditionFailed {
+    /// Whether this is a ConditionalCheckFailedException.
+    fn condition_failed(&self) -> bool;
+}
+
+impl ConditionFailed for aws_sdk_dynamodb::operation::update_item::UpdateItemError {
+    fn condition_failed(&self) -> bool {
+        self.is_conditional_check_failed_exception()
+    }
+}
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_owned())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// A lease from its item; `None` for an item that is not a lease.
+fn lease_of(item: &HashMap<String, AttributeValue>) -> Option<Lease> {
+    let text = |k: &str| item.get(k).and_then(|v| v.as_s().ok()).cloned();
+    let number = |k: &str| {
+        item.get(k)
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok())
+    };
+    Some(Lease {
+        shard_id: text(KEY)?,
+        owner: text("leaseOwner"),
+        counter: number("leaseCounter")?,
+        checkpoint: Checkpoint::parse(&text("checkpoint").unwrap_or_else(|| "TRIM_HORIZON".into())),
+        owner_switches: number("ownerSwitchesSinceCheckpoint").unwrap_or(0),
+        parents: item
+            .get("parentShardId")
+            .and_then(|v| v.as_ss().ok())
+            .cloned()
+            .unwrap_or_default(),
+        pipeline_state: text("pipelineState"),
+    })
+}

@@ -1,0 +1,20 @@
+//! The long-running consumer of the Wild Rydes pipeline, for users who
+//! outgrow Lambda: the same core logic as the functions, spread over many
+//! workers with the Kinesis Client Library's lease protocol.
+//!
+//! # Layout
+//!
+//! - [`lease`]: `LeaseTable`, one lease per shard with KCL's attributes,
+//!   every change fenced by `leaseCounter`.
+//! - [`worker`]: `Worker`, lease discovery, renewal, takeover, balancing, and
+//!   a consumer per held lease; `run(shutdown)` stops cleanly.
+//! - [`consumer`]: `ShardConsumer`, GetRecords within the service's limits,
+//!   the pipeline per batch, checkpoints only past durable work.
+//! - [`pipeline`]: `Pipeline`, the core logic per subcommand.
+//! - [`metrics`]: `/metrics` (Prometheus) and `/healthz`.
+
+pub mod consumer;
+pub mod lease;
+pub mod metrics;
+pub mod pipeline;
+pub mod worker;

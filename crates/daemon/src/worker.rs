@@ -1,0 +1,380 @@
+//! `Worker`: one daemon process's share of a stream. It keeps a lease per
+//! shard in the lease table, renews the ones it holds, takes expired ones,
+//! balances with the other workers, and runs a `ShardConsumer` per lease.
+//!
+//! The protocol is the Kinesis Client Library's:
+//! - a lease is expired when its `leaseCounter` has not changed for the
+//!   failover time, judged by this worker's own clock (no clock is compared
+//!   between hosts);
+//! - a worker aims at its fair share, ceil(leases / live workers); when no
+//!   lease is expired or free it steals one, from the worker holding most;
+//! - a child shard's lease is created only once every parent checkpointed
+//!   SHARD_END (or is gone from the stream and the table), and starts at
+//!   TRIM_HORIZON.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use aws_sdk_kinesis::error::DisplayErrorContext;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use wildrydes_core::process::ShardSource;
+
+use crate::consumer::{ConsumerConfig, Counter, Ended, ShardConsumer};
+use crate::lease::{Checkpoint, Lease, LeaseTable};
+use crate::metrics::Metrics;
+use crate::pipeline::Pipeline;
+
+/// How a worker behaves.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// This worker's id in the lease table (unique per process).
+    pub worker_id: String,
+    /// The stream consumed.
+    pub stream: String,
+    /// Failover time: a lease not renewed for this long is taken over.
+    pub lease_duration: Duration,
+    /// Where a new root shard starts.
+    pub initial_position: Checkpoint,
+    /// How long a stop may take: consumers finish their batch and
+    /// checkpoint within it, then leases are released.
+    pub shutdown_timeout: Duration,
+    /// How each shard is read.
+    pub consumer: ConsumerConfig,
+}
+
+/// A lease this worker holds, with its consumer.
+#[derive(Debug)]
+struct Held {
+    counter: Counter,
+    stop: CancellationToken,
+    task: JoinHandle<Ended>,
+}
+
+/// One worker of one pipeline.
+#[derive(Debug)]
+pub struct Worker {
+    kinesis: aws_sdk_kinesis::Client,
+    leases: LeaseTable,
+    pipeline: Arc<Pipeline>,
+    metrics: Arc<Metrics>,
+    config: WorkerConfig,
+}
+
+impl Worker {
+    /// A worker over these clients.
+    pub fn new(
+        kinesis: aws_sdk_kinesis::Client,
+        leases: LeaseTable,
+        pipeline: Arc<Pipeline>,
+        metrics: Arc<Metrics>,
+        config: WorkerConfig,
+    ) -> Self {
+        Self {
+            kinesis,
+            leases,
+            pipeline,
+            metrics,
+            config,
+        }
+    }
+
+    /// Runs until `shutdown` resolves, then lets the consumers checkpoint,
+    /// releases the leases and returns.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+        self.leases.ensure().await?;
+        let summary = self
+            .kinesis
+            .describe_stream_summary()
+            .stream_name(&self.config.stream)
+            .send()
+            .await
+            .map_err(|e| {
+                anyhow::anyhow!(
+                    "cannot describe stream {}: {}",
+                    self.config.stream,
+                    DisplayErrorContext(&e)
+                )
+            })?;
+        let stream_arn = summary
+            .stream_description_summary()
+            .map(|s| s.stream_arn().to_owned())
+            .unwrap_or_default();
+        let mut held: HashMap<String, Held> = HashMap::new();
+        // Per lease: the counter last seen and when this worker first saw it.
+        let mut seen: HashMap<String, (i64, Instant)> = HashMap::new();
+        let tick = self.config.lease_duration / 3;
+        let mut shutdown = std::pin::pin!(shutdown);
+        tracing::info!(worker = %self.config.worker_id, stream = %self.config.stream, pipeline = self.pipeline.name(), "worker started");
+        loop {
+            if let Err(e) = self.sync_shards().await {
+                tracing::warn!(error = %e, "cannot sync shards with leases");
+            }
+            self.renew(&mut held).await;
+            match self.leases.list().await {
+                Ok(leases) => {
+                    self.balance(&leases, &mut held, &mut seen, &stream_arn)
+                        .await
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot list leases"),
+            }
+            #[allow(clippy::cast_precision_loss)]
+            self.metrics.set(
+                "wildrydes_leases_held",
+                self.pipeline.name(),
+                "",
+                held.len() as f64,
+            );
+            tokio::select! {
+                () = &mut shutdown => break,
+                () = tokio::time::sleep(tick) => {}
+            }
+        }
+        self.stop(held).await;
+        Ok(())
+    }
+
+    /// Creates the leases of shards that have none and may start now.
+    async fn sync_shards(&self) -> anyhow::Result<()> {
+        let mut shards = Vec::new();
+        let mut token: Option<String> = None;
+        loop {
+            let request = match &token {
+                Some(t) => self.kinesis.list_shards().next_token(t),
+                None => self.kinesis.list_shards().stream_name(&self.config.stream),
+            };
+            let page = request
+                .send()
+                .await
+                .map_err(|e| anyhow::anyhow!("ListShards: {}", DisplayErrorContext(&e)))?;
+            shards.extend(page.shards().iter().cloned());
+            match page.next_token {
+                Some(t) => token = Some(t),
+                None => break,
+            }
+        }
+        let leases: HashMap<String, Lease> = self
+            .leases
+            .list()
+            .await?
+            .into_iter()
+            .map(|l| (l.shard_id.clone(), l))
+            .collect();
+        let listed: HashSet<&str> = shards.iter().map(|s| s.shard_id()).collect();
+        for shard in &shards {
+            if leases.contains_key(shard.shard_id()) {
+                continue;
+            }
+            let parents: Vec<String> = [shard.parent_shard_id(), shard.adjacent_parent_shard_id()]
+                .into_iter()
+                .flatten()
+                .map(str::to_owned)
+                .collect();
+            let parents_done = parents.iter().all(|p| match leases.get(p) {
+                Some(lease) => lease.checkpoint == Checkpoint::ShardEnd,
+                None => !listed.contains(p.as_str()),
+            });
+            if !parents_done {
+                continue;
+            }
+            let start = if parents.iter().any(|p| leases.contains_key(p)) {
+                Checkpoint::TrimHorizon
+            } else {
+                self.config.initial_position.clone()
+            };
+            if self
+                .leases
+                .create(shard.shard_id(), &parents, &start)
+                .await?
+            {
+                tracing::info!(shard = shard.shard_id(), ?parents, "lease created");
+            }
+        }
+        Ok(())
+    }
+
+    /// Renews every held lease; drops the ones lost or finished.
+    async fn renew(&self, held: &mut HashMap<String, Held>) {
+        let finished: Vec<String> = held
+            .iter()
+            .filter(|(_, h)| h.task.is_finished())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for shard in finished {
+            if let Some(h) = held.remove(&shard) {
+                let ended = h.task.await.unwrap_or(Ended::Lost);
+                tracing::info!(shard, ?ended, "consumer ended");
+                if ended == Ended::ShardEnd {
+                    let counter = *h.counter.lock().await;
+                    let _ = self
+                        .leases
+                        .release(&shard, &self.config.worker_id, counter)
+                        .await;
+                }
+            }
+        }
+        for (shard, h) in held.iter() {
+            let mut counter = h.counter.lock().await;
+            match self
+                .leases
+                .renew(shard, &self.config.worker_id, *counter)
+                .await
+            {
+                Ok(next) => *counter = next,
+                Err(crate::lease::LeaseError::Lost { .. }) => {
+                    tracing::warn!(shard, "lease lost to another worker; stopping its consumer");
+                    h.stop.cancel();
+                }
+                Err(e) => tracing::warn!(shard, error = %e, "cannot renew lease; will try again"),
+            }
+        }
+    }
+
+    /// Takes expired or free leases up to the fair share, stealing one when
+    /// none is free and this worker holds less than its share.
+    async fn balance(
+        &self,
+        leases: &[Lease],
+        held: &mut HashMap<String, Held>,
+        seen: &mut HashMap<String, (i64, Instant)>,
+        stream_arn: &str,
+    ) {
+        let now = Instant::now();
+        let me = self.config.worker_id.as_str();
+        let mut expired = Vec::new();
+        let mut live_owners: HashMap<&str, usize> = HashMap::new();
+        let mut active: usize = 0;
+        for lease in leases {
+            let entry = seen
+                .entry(lease.shard_id.clone())
+                .or_insert((lease.counter, now));
+            if entry.0 != lease.counter {
+                *entry = (lease.counter, now);
+            }
+            if lease.checkpoint == Checkpoint::ShardEnd {
+                continue;
+            }
+            active += 1;
+            let stale = now.duration_since(entry.1) >= self.config.lease_duration;
+            match lease.owner.as_deref() {
+                Some(owner) if owner == me => {}
+                Some(owner) if !stale => *live_owners.entry(owner).or_default() += 1,
+                _ => expired.push(lease.clone()),
+            }
+        }
+        let workers = live_owners.len() + 1;
+        let target = active.div_ceil(workers);
+        let mut mine = held.len();
+        // Our own leases that we do not run (after a restart with the same id) count as free.
+        let orphaned: Vec<Lease> = leases
+            .iter()
+            .filter(|l| {
+                l.owner.as_deref() == Some(me)
+                    && !held.contains_key(&l.shard_id)
+                    && l.checkpoint != Checkpoint::ShardEnd
+            })
+            .cloned()
+            .collect();
+        for lease in orphaned.iter().chain(expired.iter()) {
+            if mine >= target.max(1) {
+                break;
+            }
+            if held.contains_key(&lease.shard_id) {
+                continue;
+            }
+            if self.take(lease, held, stream_arn).await {
+                mine += 1;
+            }
+        }
+        if expired.is_empty() && mine < target {
+            if let Some((victim, count)) = live_owners.iter().max_by_key(|(_, c)| **c)
+                && *count > target
+                && let Some(lease) = leases.iter().find(|l| {
+                    l.owner.as_deref() == Some(*victim) && l.checkpoint != Checkpoint::ShardEnd
+                })
+            {
+                tracing::info!(shard = %lease.shard_id, from = victim, "stealing a lease to balance");
+                self.take(lease, held, stream_arn).await;
+            }
+        }
+    }
+
+    /// Takes one lease and starts its consumer; whether it worked.
+    async fn take(
+        &self,
+        lease: &Lease,
+        held: &mut HashMap<String, Held>,
+        stream_arn: &str,
+    ) -> bool {
+        let taken = match self.leases.take(lease, &self.config.worker_id).await {
+            Ok(taken) => taken,
+            Err(e) => {
+                tracing::debug!(shard = %lease.shard_id, error = %e, "could not take lease");
+                return false;
+            }
+        };
+        tracing::info!(shard = %taken.shard_id, checkpoint = taken.checkpoint.as_str(), from = ?lease.owner, "lease taken");
+        let counter: Counter = Arc::new(tokio::sync::Mutex::new(taken.counter));
+        let stop = CancellationToken::new();
+        let consumer = ShardConsumer {
+            kinesis: self.kinesis.clone(),
+            stream: self.config.stream.clone(),
+            source: ShardSource {
+                stream_arn: stream_arn.to_owned(),
+                shard_id: taken.shard_id.clone(),
+            },
+            leases: self.leases.clone(),
+            worker_id: self.config.worker_id.clone(),
+            pipeline: self.pipeline.clone(),
+            metrics: self.metrics.clone(),
+            config: self.config.consumer.clone(),
+        };
+        let state = self.pipeline.resume(taken.pipeline_state.as_deref());
+        let task = tokio::spawn(consumer.run(
+            counter.clone(),
+            taken.checkpoint.clone(),
+            state,
+            stop.clone(),
+        ));
+        held.insert(
+            taken.shard_id,
+            Held {
+                counter,
+                stop,
+                task,
+            },
+        );
+        true
+    }
+
+    /// Asks every consumer to stop, waits for them (bounded), then releases
+    /// the leases so other workers take over at once.
+    async fn stop(&self, held: HashMap<String, Held>) {
+        for h in held.values() {
+            h.stop.cancel();
+        }
+        let deadline = Instant::now() + self.config.shutdown_timeout;
+        for (shard, h) in held {
+            let ended = tokio::time::timeout_at(deadline, h.task).await;
+            if ended.is_err() {
+                tracing::warn!(
+                    shard,
+                    "consumer did not stop in time; its lease will expire instead"
+                );
+                continue;
+            }
+            let counter = *h.counter.lock().await;
+            match self
+                .leases
+                .release(&shard, &self.config.worker_id, counter)
+                .await
+            {
+                Ok(()) => tracing::info!(shard, "lease released"),
+                Err(e) => tracing::warn!(shard, error = %e, "cannot release lease"),
+            }
+        }
+        tracing::info!(worker = %self.config.worker_id, "worker stopped");
+    }
+}

@@ -1,0 +1,75 @@
+//! `Settings`: everything a run needs, typed and validated once (by
+//! [`crate::cli::Cli::settings`] for the binary); tests build or adjust one
+//! directly, including the knobs the command line does not expose.
+
+use std::path::PathBuf;
+
+use wildrydes_core::{StatusTime, UnicornName};
+
+use crate::batch::BatchLimits;
+use crate::pacing::ShardLimits;
+use crate::progress::OutputMode;
+use crate::scenario::Scenario;
+use crate::sender::RetryPolicy;
+
+/// Readings held unacknowledged before generation pauses: bounds memory
+/// (about 200 bytes each) when Kinesis cannot keep up.
+pub const DEFAULT_BUFFER: usize = 20_000;
+
+/// A validated producer configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The unicorns, in fleet order; each name is also its partition key.
+    pub names: Vec<UnicornName>,
+    /// The stream to write to.
+    pub stream: String,
+    /// Seed of every unicorn's random stream; printed in the summary so a
+    /// run can be replayed.
+    pub seed: u64,
+    /// `StatusTime` of the first reading.
+    pub start_time: StatusTime,
+    /// Simulated seconds per real second.
+    pub time_scale: f64,
+    /// Simulated seconds to produce (one reading per unicorn each), or
+    /// `None` to run until stopped.
+    pub seconds: Option<u64>,
+    /// Scripted behaviour on top of the random walk.
+    pub scenario: Scenario,
+    /// Where to write the ledger of acknowledged readings, if anywhere.
+    pub ledger: Option<PathBuf>,
+    /// How progress is shown.
+    pub output: OutputMode,
+    /// Retries of failed entries.
+    pub retry: RetryPolicy,
+    /// Per-shard write limits to pace to; `None` sends as fast as calls
+    /// return (only tests want that, to provoke throttling).
+    pub pacing: Option<ShardLimits>,
+    /// Limits of one PutRecords call.
+    pub batch: BatchLimits,
+    /// Readings held unacknowledged before generation pauses (at least two
+    /// seconds' worth of the fleet is always allowed).
+    pub buffer: usize,
+}
+
+impl Settings {
+    /// Settings for `names` on `stream` with the given seed and start time,
+    /// and defaults elsewhere: real time, until stopped, no scenario, no
+    /// ledger, quiet, paced to the service's limits.
+    pub fn new(names: Vec<UnicornName>, stream: &str, seed: u64, start_time: StatusTime) -> Self {
+        Self {
+            names,
+            stream: stream.to_owned(),
+            seed,
+            start_time,
+            time_scale: 1.0,
+            seconds: None,
+            scenario: Scenario::Walk,
+            ledger: None,
+            output: OutputMode::Quiet,
+            retry: RetryPolicy::default(),
+            pacing: Some(ShardLimits::default()),
+            batch: BatchLimits::default(),
+            buffer: DEFAULT_BUFFER,
+        }
+    }
+}
