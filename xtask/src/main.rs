@@ -10,6 +10,10 @@
 //! - `local` (in `local.rs`): the embedded Kinesis and DynamoDB in the
 //!   foreground, for the aws CLI and our binaries.
 //! - `rejects` (in `rejects.rs`): list and re-drive refused records.
+//! - `deploy` and `destroy` (in the library, `lib.rs`, so that tests drive
+//!   them in-process): the pipeline on AWS, and taking it down.
+//! - `demo`, `verify`, `tail` (in the library): the whole pipeline locally
+//!   with its proof; a ledger against the table; a stream's records.
 //! - `tools.rs`: finding (and, later, installing) the tools tasks need.
 
 mod local;
@@ -42,6 +46,68 @@ enum Task {
     /// stream after a fix (honours --region, --profile, --endpoint-url and
     /// the AWS environment, like the aws CLI).
     Rejects(rejects::Flags),
+    /// Build the Lambda functions and create or update the whole pipeline
+    /// on AWS (CloudFormation stack of infra/wildrydes.yaml) through a
+    /// change set; a second run with no change changes nothing.
+    Deploy(xtask::deploy::Flags),
+    /// Delete the stack; the tables of aggregates and rejects are kept
+    /// unless --delete-data.
+    Destroy(xtask::destroy::Flags),
+    /// The whole pipeline on the embedded backend in about a minute: a
+    /// producer fleet (one unicorn draining its magic), the daemon's
+    /// aggregate, process and alarm pipelines, then a report and a check of
+    /// the table against the producer's ledger.
+    Demo(DemoFlags),
+    /// Recompute the aggregates a producer ledger implies and compare them,
+    /// item by item, with the table (honours --region, --profile,
+    /// --endpoint-url and the AWS environment).
+    Verify(VerifyFlags),
+    /// Print a stream's records as they arrive, as indented JSON (like the
+    /// workshop's consumer); handy with `cargo xtask local`.
+    Tail(TailFlags),
+}
+
+/// Flags of `cargo xtask demo`.
+#[derive(Debug, Args)]
+struct DemoFlags {
+    /// Unicorns in the fleet; the first drains its magic below 50 and back
+    #[arg(long, default_value_t = 5)]
+    unicorns: usize,
+    /// Simulated time to produce, in seconds
+    #[arg(long, default_value_t = 360)]
+    duration: u64,
+    /// Simulated seconds per real second
+    #[arg(long, default_value_t = 30)]
+    time_scale: u32,
+    /// Run under faults: Kinesis write limits enforced, iterators expiring
+    /// after 1 s, the processing daemon killed (SIGKILL) and restarted every 3 s
+    #[arg(long)]
+    faults: bool,
+}
+
+/// Flags of `cargo xtask verify`.
+#[derive(Debug, Args)]
+struct VerifyFlags {
+    /// The ledger `producer --ledger` wrote
+    #[arg(long, value_name = "FILE")]
+    ledger: PathBuf,
+    /// The table of aggregates
+    #[arg(long, env = "TABLE_NAME", default_value = wildrydes_core::resources::SENSOR_TABLE)]
+    table: String,
+    #[command(flatten)]
+    aws: wildrydes_core::aws::AwsArgs,
+}
+
+/// Flags of `cargo xtask tail`.
+#[derive(Debug, Args)]
+struct TailFlags {
+    /// The stream, e.g. wildrydes or wildrydes-aggregated
+    stream: String,
+    /// Start from the oldest record kept instead of from now
+    #[arg(long)]
+    from_start: bool,
+    #[command(flatten)]
+    aws: wildrydes_core::aws::AwsArgs,
 }
 
 /// Flags of `cargo xtask local`.
@@ -76,7 +142,69 @@ fn main() -> anyhow::Result<()> {
         Task::Test => test::run(&sh),
         Task::Local(flags) => local::run(&flags),
         Task::Rejects(flags) => rejects::run(flags),
+        Task::Deploy(flags) => xtask::deploy::run(&sh, flags, || Ok(tools::ensure_venv(&sh)?.bin)),
+        Task::Destroy(flags) => xtask::destroy::run(flags),
+        Task::Demo(flags) => demo(&sh, &flags),
+        Task::Verify(flags) => verify(&flags),
+        Task::Tail(flags) => tail(&flags),
     }
+}
+
+/// Builds the binaries the demo runs, runs it, prints the report; fails
+/// when the verification does.
+fn demo(sh: &Shell, flags: &DemoFlags) -> anyhow::Result<()> {
+    xshell::cmd!(
+        sh,
+        "cargo build --quiet -p wildrydes-producer -p wildrydes-daemon"
+    )
+    .run()?;
+    let root = project_root();
+    let options = xtask::demo::DemoOptions {
+        unicorns: flags.unicorns,
+        duration_secs: flags.duration,
+        time_scale: flags.time_scale,
+        faults: flags.faults,
+        work_dir: root.join("target/demo"),
+        bin_dir: root.join("target/debug"),
+        progress: true,
+        settle_timeout: std::time::Duration::from_secs(90),
+    };
+    let report = tokio::runtime::Runtime::new()?.block_on(xtask::demo::run(&options))?;
+    println!("{}", xtask::demo::describe(&report));
+    println!("Ledger and logs: {}", options.work_dir.display());
+    anyhow::ensure!(
+        report.verification.passed(),
+        "the table does not match the producer's ledger (see above)"
+    );
+    Ok(())
+}
+
+fn verify(flags: &VerifyFlags) -> anyhow::Result<()> {
+    tokio::runtime::Runtime::new()?.block_on(async {
+        let config = flags.aws.sdk_config().await;
+        let dynamodb = aws_sdk_dynamodb::Client::new(&config);
+        let (_, v) = xtask::verify::verify_ledger(&flags.ledger, &dynamodb, &flags.table).await?;
+        print!("{}", xtask::verify::describe(&v, 20));
+        anyhow::ensure!(
+            v.passed(),
+            "table {} does not match ledger {}",
+            flags.table,
+            flags.ledger.display()
+        );
+        Ok(())
+    })
+}
+
+fn tail(flags: &TailFlags) -> anyhow::Result<()> {
+    tokio::runtime::Runtime::new()?.block_on(async {
+        let config = flags.aws.sdk_config().await;
+        xtask::tail::tail(
+            &aws_sdk_kinesis::Client::new(&config),
+            &flags.stream,
+            flags.from_start,
+        )
+        .await
+    })
 }
 
 /// The workspace root, found from this crate's manifest directory so that

@@ -27,6 +27,16 @@ pub(crate) fn run(sh: &Shell) -> anyhow::Result<()> {
     let venv = tools::ensure_venv(sh)?;
     let _tools = sh.push_env(tools::TOOLS_BIN_ENV, &venv.bin);
 
+    // The CloudFormation templates must lint clean: errors and warnings fail
+    // the run (cfn-lint expands the pattern itself).
+    let cfn_lint = venv.bin.join("cfn-lint");
+    cmd!(
+        sh,
+        "{cfn_lint} --non-zero-exit-code warning infra/**/*.yaml"
+    )
+    .run()
+    .context("cfn-lint found problems in infra/ (listed above); fix the template and try again")?;
+
     // Plain `cargo test` (not nextest) so that it works on a bare machine;
     // it also runs doctests, which `--all-targets` would leave out.
     cmd!(sh, "cargo test --workspace")

@@ -17,6 +17,7 @@
 //!   (fold, emit with [`stream_writer`]'s `StreamWriter`, keep rejects), and
 //!   [`window_store`]'s `WindowStore`, open minutes kept between Lambda windows.
 //! - [`resources`]: the default stream and table names.
+//! - [`verify`]: the aggregates readings must produce, compared with a table.
 //! - [`aws`]: `AwsArgs`, region, profile and endpoint for every binary.
 //!
 //! Parsing is in a private module (`json`) that turns any bytes into either a
@@ -39,6 +40,7 @@ pub mod resources;
 pub mod retry;
 pub mod stream_writer;
 pub mod time;
+pub mod verify;
 pub mod window;
 pub mod window_store;
 pub mod writer;

@@ -513,3 +513,77 @@ async fn the_alarm_pipeline_warns_once_when_magic_drops() {
     })
     .await;
 }
+
+/// A plain HTTP/1.1 GET on 127.0.0.1.
+async fn http_get(port: u16, path: &str) -> Option<String> {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.ok()?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.ok()?;
+    Some(response)
+}
+
+#[tokio::test]
+async fn metrics_and_health_are_served() {
+    bounded(async {
+        let local = setup(1, 300).await;
+        let all = aggregates(0, 50);
+        put(&local, STREAM, &all).await;
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let addr = format!("127.0.0.1:{port}");
+        let mut d = daemon(
+            &local,
+            "worker-metrics",
+            &["--metrics-addr", &addr, "--log-format", "json"],
+        );
+        until(|| async { table(&local).await.len() == all.len() }).await;
+        let health = loop {
+            if let Some(r) = http_get(port, "/healthz").await {
+                break r;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(health.starts_with("HTTP/1.1 200"), "{health}");
+        let metrics = http_get(port, "/metrics").await.unwrap();
+        let shard = "pipeline=\"process\",shard=\"shardId-000000000000\"";
+        assert!(
+            metrics.contains(&format!("wildrydes_records_in_total{{{shard}}} 50")),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains(&format!("wildrydes_records_written_total{{{shard}}} 50")),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("wildrydes_leases_held{pipeline=\"process\"} 1"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("# TYPE wildrydes_millis_behind_latest gauge"),
+            "{metrics}"
+        );
+        assert!(sigterm(&mut d).await.success());
+        let mut logs = String::new();
+        use tokio::io::AsyncReadExt as _;
+        d.stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut logs)
+            .await
+            .unwrap();
+        assert!(
+            logs.lines()
+                .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
+            "JSON logs: {logs}"
+        );
+    })
+    .await;
+}

@@ -1,0 +1,85 @@
+//! The demo's pipeline at small scale, end to end with the real binaries:
+//! producer fleet, daemons (aggregate, process, alarm), then the table
+//! compared item by item with the producer's ledger; and the same under
+//! faults (Kinesis write limits, iterators expiring, BatchWriteItem calls
+//! throttled, the processing daemon killed and restarted).
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use xtask::demo::{DemoOptions, run};
+
+/// The folder of the workspace's binaries: `cargo test` builds `producer`
+/// and `wildrydes-daemon` there (their packages have integration tests).
+fn bin_dir() -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    exe.parent()
+        .and_then(|deps| deps.parent())
+        .unwrap()
+        .to_path_buf()
+}
+
+fn options(faults: bool) -> DemoOptions {
+    let work_dir = tempfile::tempdir().unwrap().keep();
+    DemoOptions {
+        unicorns: 3,
+        duration_secs: 240,
+        time_scale: 40,
+        faults,
+        work_dir,
+        bin_dir: bin_dir(),
+        progress: false,
+        settle_timeout: Duration::from_secs(60),
+    }
+}
+
+async fn demo(faults: bool) {
+    let opts = options(faults);
+    let report = tokio::time::timeout(Duration::from_secs(150), run(&opts))
+        .await
+        .expect("demo timed out")
+        .unwrap();
+    let v = &report.verification;
+    assert!(v.passed(), "{}", xtask::verify::describe(v, 10));
+    assert_eq!(v.matching, report.expected.len());
+    // Three unicorns, four simulated minutes: four or five minutes each,
+    // depending on where in its minute the run started.
+    let unicorns: std::collections::BTreeSet<_> = report
+        .expected
+        .keys()
+        .map(|(_, name)| name.clone())
+        .collect();
+    assert_eq!(unicorns.len(), 3);
+    assert!(
+        (12..=15).contains(&report.expected.len()),
+        "{:?}",
+        report.expected.keys()
+    );
+    // The drained unicorn went below 50 and came back: one ALARM, one OK.
+    let states: Vec<_> = report
+        .notifications
+        .iter()
+        .map(|n| n["state"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(states, ["ALARM", "OK"], "{:?}", report.notifications);
+    assert_eq!(report.rejects, 0);
+    if faults {
+        assert!(
+            report.restarts >= 1,
+            "the processing daemon was killed at least once"
+        );
+        assert!(report.throttled_writes >= 1, "some writes were throttled");
+    }
+}
+
+#[tokio::test]
+async fn the_demo_pipeline_passes_verification() {
+    demo(false).await;
+}
+
+#[tokio::test]
+async fn the_demo_pipeline_passes_verification_under_faults() {
+    demo(true).await;
+}
