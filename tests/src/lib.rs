@@ -6,6 +6,8 @@
 //! run in parallel), is bounded in time with [`bounded`], and never sleeps to
 //! wait for something: it polls the API or awaits a result.
 
+pub mod lambda_runtime;
+
 use std::future::Future;
 use std::time::Duration;
 

@@ -40,22 +40,31 @@ fn aggregates(from: usize, count: usize) -> Vec<Aggregate> {
 }
 
 async fn put(local: &LocalAws, stream: &str, aggregates: &[Aggregate]) {
+    put_json(
+        local,
+        stream,
+        aggregates.iter().map(|a| (a.name.to_string(), a.to_json())),
+    )
+    .await;
+}
+
+/// Puts (partition key, JSON) records on `stream`, 500 per call, all accepted.
+async fn put_json(local: &LocalAws, stream: &str, records: impl Iterator<Item = (String, String)>) {
     let kinesis = local.kinesis_client();
-    for chunk in aggregates.chunks(500) {
-        let entries = chunk
-            .iter()
-            .map(|a| {
-                PutRecordsRequestEntry::builder()
-                    .partition_key(a.name.as_str())
-                    .data(Blob::new(a.to_json()))
-                    .build()
-                    .unwrap()
-            })
-            .collect::<Vec<_>>();
+    let entries: Vec<_> = records
+        .map(|(key, json)| {
+            PutRecordsRequestEntry::builder()
+                .partition_key(key)
+                .data(Blob::new(json))
+                .build()
+                .unwrap()
+        })
+        .collect();
+    for chunk in entries.chunks(500) {
         let out = kinesis
             .put_records()
             .stream_name(stream)
-            .set_records(Some(entries))
+            .set_records(Some(chunk.to_vec()))
             .send()
             .await
             .unwrap();
@@ -125,7 +134,12 @@ fn daemon(local: &LocalAws, worker: &str, extra: &[&str]) -> Child {
             "--worker-id",
             worker,
         ])
-        .args(["--lease-duration", "2s", "--metrics-addr", "127.0.0.1:0"])
+        .args(["--lease-duration", "2s"])
+        .args(if extra.contains(&"--metrics-addr") {
+            &[][..]
+        } else {
+            &["--metrics-addr", "127.0.0.1:0"][..]
+        })
         .args(if extra.contains(&"--idle-poll-interval") {
             &[][..]
         } else {
@@ -380,27 +394,12 @@ fn pipeline_daemon(local: &LocalAws, pipeline: &str, worker: &str, extra: &[&str
 }
 
 async fn put_readings(local: &LocalAws, readings: &[wildrydes_core::Reading]) {
-    let kinesis = local.kinesis_client();
-    for chunk in readings.chunks(500) {
-        let entries = chunk
-            .iter()
-            .map(|r| {
-                PutRecordsRequestEntry::builder()
-                    .partition_key(r.name.as_str())
-                    .data(Blob::new(r.to_json()))
-                    .build()
-                    .unwrap()
-            })
-            .collect::<Vec<_>>();
-        let out = kinesis
-            .put_records()
-            .stream_name(READINGS)
-            .set_records(Some(entries))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(out.failed_record_count(), Some(0));
-    }
+    put_json(
+        local,
+        READINGS,
+        readings.iter().map(|r| (r.name.to_string(), r.to_json())),
+    )
+    .await;
 }
 
 #[tokio::test]
@@ -415,7 +414,7 @@ async fn aggregates_stay_complete_across_a_kill_and_restart() {
             .unwrap();
         // Ten minutes of five unicorns, in time order.
         let mut minutes = Vec::new();
-        for (i, line) in WORKSHOP_DAY.lines().take(10).enumerate() {
+        for line in WORKSHOP_DAY.lines().take(10) {
             for u in 0..5 {
                 let mut a = Aggregate::from_json(line.as_bytes()).unwrap();
                 a.name = UnicornName::new(&format!("Unicorn-{u}")).unwrap();
