@@ -5,6 +5,7 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use clap::builder::TypedValueParser as _;
 use clap::{Parser, ValueEnum};
 use wildrydes_core::aws::AwsArgs;
 use wildrydes_core::resources::READINGS_STREAM;
@@ -12,7 +13,7 @@ use wildrydes_core::{StatusTime, UnicornName};
 
 use crate::progress::OutputMode;
 use crate::scenario::{DEFAULT_DRAIN_START, Scenario};
-use crate::settings::Settings;
+use crate::settings::{DEFAULT_MAX_IN_FLIGHT, Settings};
 
 /// Name of the single unicorn simulated when none is named, as in the workshop.
 pub const DEFAULT_NAME: &str = "Shadowfax";
@@ -150,6 +151,19 @@ pub struct Cli {
     #[arg(long, value_name = "FILE", env = "WILDRYDES_LEDGER")]
     pub ledger: Option<PathBuf>,
 
+    /// PutRecords calls in flight at once. Each carries up to 500 readings
+    /// and a unicorn is never in two at once, so its readings stay in order;
+    /// raise it when the summary says the producer fell behind while the
+    /// shards had room (a large fleet, a distant region).
+    #[arg(
+        long,
+        value_name = "N",
+        env = "WILDRYDES_MAX_IN_FLIGHT",
+        default_value_t = DEFAULT_MAX_IN_FLIGHT,
+        value_parser = clap::value_parser!(u16).range(1..=64).map(usize::from)
+    )]
+    pub max_in_flight: usize,
+
     /// Show no progress (no dots, no progress line); logs and the summary
     /// still go to stderr.
     #[arg(long, short)]
@@ -235,6 +249,7 @@ impl Cli {
         settings.seconds = self.duration.map(|d| d.as_secs());
         settings.scenario = scenario;
         settings.ledger = self.ledger.clone();
+        settings.max_in_flight = self.max_in_flight;
         settings.output = OutputMode::detect(self.quiet);
         Ok(settings)
     }

@@ -1,9 +1,11 @@
 //! The producer's loop: simulate each second when it is due, send what the
 //! shards can take, retry what failed, stop cleanly when asked.
 //!
-//! One PutRecords call is in flight at a time, carrying at most one reading
-//! per unicorn (see [`crate::batch`]), which is what keeps each unicorn's
-//! readings in order on the stream even when entries fail. Simulated second
+//! Up to `max_in_flight` PutRecords calls go out at once, each carrying at
+//! most one reading per unicorn (see [`crate::batch`]) and no unicorn in two
+//! of them: a unicorn's next reading leaves only after the previous one is
+//! acknowledged or failed, which is what keeps each unicorn's readings in
+//! order on the stream even when entries fail. Simulated second
 //! `k` of the run is stamped `start + k s` and becomes due `k / time_scale`
 //! real seconds after the start; when sending cannot keep up, generation
 //! falls behind real time but the readings themselves do not change.
@@ -231,9 +233,9 @@ impl<'a, S: RecordSink> Run<'a, S> {
                 self.refresh_shards().await;
             }
             let ready = self.outbox.ready(now);
-            let chosen = self.plan(&ready, now);
-            if !chosen.is_empty() {
-                let sent = self.send(&chosen).await;
+            let calls = self.plan_calls(&ready, now);
+            if !calls.is_empty() {
+                let sent = self.send(&calls).await;
                 let returned = Instant::now();
                 if let Some(pacer) = &mut self.pacer {
                     pacer.settle(now, returned);
@@ -315,7 +317,24 @@ impl<'a, S: RecordSink> Run<'a, S> {
         }
     }
 
-    /// Chooses the next call's unicorns among the `ready` ones.
+    /// Chooses the next round's calls among the `ready` unicorns: up to
+    /// `max_in_flight` calls, no unicorn in two of them.
+    fn plan_calls(&mut self, ready: &[usize], now: Instant) -> Vec<Vec<usize>> {
+        let mut calls = Vec::new();
+        let mut left = ready.to_vec();
+        while calls.len() < self.settings.max_in_flight.max(1) && !left.is_empty() {
+            let chosen = self.plan(&left, now);
+            if chosen.is_empty() {
+                break;
+            }
+            let taken: std::collections::HashSet<usize> = chosen.iter().copied().collect();
+            left.retain(|u| !taken.contains(u));
+            calls.push(chosen);
+        }
+        calls
+    }
+
+    /// Chooses one call's unicorns among the `ready` ones.
     fn plan(&mut self, ready: &[usize], now: Instant) -> Vec<usize> {
         let outbox = &self.outbox;
         let keys = &self.keys;
@@ -336,23 +355,48 @@ impl<'a, S: RecordSink> Run<'a, S> {
         })
     }
 
-    /// Sends one call with the heads of `chosen` and files the outcomes.
-    /// Errs with a reason when the run cannot go on.
-    async fn send(&mut self, chosen: &[usize]) -> Result<(), String> {
-        let entries: Vec<PutEntry> = chosen
+    /// Sends the `calls` at once, each with the heads of its unicorns, and
+    /// files every outcome. Errs with a reason when the run cannot go on
+    /// (after filing what the other calls achieved).
+    async fn send(&mut self, calls: &[Vec<usize>]) -> Result<(), String> {
+        let requests: Vec<Vec<PutEntry>> = calls
             .iter()
-            .filter_map(|&u| {
-                self.outbox.attempted(u);
-                let head = self.outbox.head(u)?;
-                Some(PutEntry {
-                    partition_key: self.keys[u].clone(),
-                    data: head.data.clone(),
-                })
+            .map(|chosen| {
+                chosen
+                    .iter()
+                    .filter_map(|&u| {
+                        self.outbox.attempted(u);
+                        let head = self.outbox.head(u)?;
+                        Some(PutEntry {
+                            partition_key: self.keys[u].clone(),
+                            data: head.data.clone(),
+                        })
+                    })
+                    .collect()
             })
             .collect();
-        self.calls += 1;
-        let answer = self.sink.put_records(entries).await;
+        self.calls += calls.len() as u64;
+        let sink = &self.sink;
+        let answers =
+            futures::future::join_all(requests.into_iter().map(|e| sink.put_records(e))).await;
         let now = Instant::now();
+        let mut result = Ok(());
+        for (chosen, answer) in calls.iter().zip(answers) {
+            let filed = self.file(chosen, answer, now);
+            if result.is_ok() {
+                result = filed;
+            }
+        }
+        result
+    }
+
+    /// Files the outcomes of one call with the heads of `chosen`.
+    fn file(
+        &mut self,
+        chosen: &[usize],
+        answer: Result<Vec<EntryOutcome>, CallError>,
+        now: Instant,
+    ) -> Result<(), String> {
         match answer {
             Ok(outcomes) => {
                 let mut acknowledged = 0;

@@ -6,7 +6,7 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{
@@ -53,11 +53,18 @@ async fn fleet_calls_respect_the_batch_limits() {
     .await;
 }
 
-/// An in-memory stream of two shards that notes when each record arrived.
+/// An in-memory stream of two shards that notes when each record arrived,
+/// and how many calls it had in flight at most.
 struct Clocked {
     shards: Vec<ShardRange>,
     arrivals: Mutex<Vec<(usize, Instant, String)>>,
     sequence: AtomicU64,
+    in_flight: AtomicUsize,
+    most_in_flight: AtomicUsize,
+    /// Unicorns in calls not answered yet, and how often one was sent again
+    /// while in flight (which would let its readings overtake each other).
+    keys_in_flight: Mutex<HashSet<String>>,
+    overtaking: AtomicUsize,
 }
 
 impl Clocked {
@@ -72,12 +79,35 @@ impl Clocked {
             shards: vec![range(0, 0, half), range(1, half + 1, u128::MAX)],
             arrivals: Mutex::new(Vec::new()),
             sequence: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+            most_in_flight: AtomicUsize::new(0),
+            keys_in_flight: Mutex::new(HashSet::new()),
+            overtaking: AtomicUsize::new(0),
         }
+    }
+}
+
+impl Clocked {
+    fn keys(&self) -> std::sync::MutexGuard<'_, HashSet<String>> {
+        self.keys_in_flight.lock().expect("not poisoned")
     }
 }
 
 impl RecordSink for Clocked {
     async fn put_records(&self, entries: Vec<PutEntry>) -> Result<Vec<EntryOutcome>, CallError> {
+        // Answer on a later poll, so that calls sent together overlap.
+        let in_flight = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most_in_flight.fetch_max(in_flight, Ordering::SeqCst);
+        for e in &entries {
+            if !self.keys().insert(e.partition_key.clone()) {
+                self.overtaking.fetch_add(1, Ordering::SeqCst);
+            }
+        }
+        tokio::task::yield_now().await;
+        for e in &entries {
+            self.keys().remove(&e.partition_key);
+        }
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
         let now = Instant::now();
         let mut arrivals = self.arrivals.lock().expect("not poisoned");
         Ok(entries
@@ -100,6 +130,33 @@ impl RecordSink for Clocked {
 
     async fn list_shards(&self) -> Result<Vec<ShardRange>, CallError> {
         Ok(self.shards.clone())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn calls_overlap_up_to_max_in_flight_with_each_unicorn_in_one() {
+    for max_in_flight in [1, 4] {
+        // 3,000 unicorns, unpaced: six full calls a second, at most
+        // `max_in_flight` of them at once.
+        let sink = Clocked::two_shards();
+        let mut s = settings(fleet(3_000), "overlap", 2, 3);
+        s.pacing = None;
+        s.max_in_flight = max_in_flight;
+        let summary = tokio::time::timeout(
+            Duration::from_secs(600),
+            produce(&s, &sink, std::future::pending()),
+        )
+        .await
+        .expect("finishes")
+        .unwrap();
+        assert!(summary.is_complete(), "{summary}");
+        assert_eq!(sink.most_in_flight.load(Ordering::SeqCst), max_in_flight);
+        assert_eq!(
+            sink.overtaking.load(Ordering::SeqCst),
+            0,
+            "a unicorn was in two calls at once"
+        );
+        assert_eq!(sink.arrivals.lock().unwrap().len(), 9_000);
     }
 }
 
@@ -130,7 +187,7 @@ async fn pacing_keeps_every_shard_under_1000_records_per_second() {
     }
     let busiest = per_shard.values().map(Vec::len).max().unwrap();
     for (shard, times) in &per_shard {
-        // Sorted already (one call at a time); any 1,001 consecutive records
+        // Sorted already (a round's calls share an instant); any 1,001 consecutive records
         // must span at least a second.
         for pair in times.windows(1_001) {
             let span = pair[1_000] - pair[0];
