@@ -288,16 +288,16 @@ impl Worker {
                 mine += 1;
             }
         }
-        if expired.is_empty() && mine < target {
-            if let Some((victim, count)) = live_owners.iter().max_by_key(|(_, c)| **c)
-                && *count > target
-                && let Some(lease) = leases.iter().find(|l| {
-                    l.owner.as_deref() == Some(*victim) && l.checkpoint != Checkpoint::ShardEnd
-                })
-            {
-                tracing::info!(shard = %lease.shard_id, from = victim, "stealing a lease to balance");
-                self.take(lease, held, stream_arn).await;
-            }
+        if expired.is_empty()
+            && mine < target
+            && let Some((victim, count)) = live_owners.iter().max_by_key(|(_, c)| **c)
+            && *count > target
+            && let Some(lease) = leases.iter().find(|l| {
+                l.owner.as_deref() == Some(*victim) && l.checkpoint != Checkpoint::ShardEnd
+            })
+        {
+            tracing::info!(shard = %lease.shard_id, from = victim, "stealing a lease to balance");
+            self.take(lease, held, stream_arn).await;
         }
     }
 

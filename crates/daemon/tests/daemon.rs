@@ -96,7 +96,7 @@ async fn table(local: &LocalAws) -> BTreeMap<(String, String), Item> {
 fn expected(aggregates: &[Aggregate]) -> BTreeMap<(String, String), Item> {
     aggregates
         .iter()
-        .map(|a| aggregate_to_item(a))
+        .map(aggregate_to_item)
         .map(|i| (key(&i), i))
         .collect()
 }
@@ -167,12 +167,10 @@ async fn setup(shards: i32, ttl: u64) -> LocalAws {
     local
 }
 
-fn bounded<F: std::future::Future>(f: F) -> impl std::future::Future<Output = F::Output> {
-    async {
-        tokio::time::timeout(Duration::from_secs(180), f)
-            .await
-            .expect("test timed out")
-    }
+async fn bounded<F: std::future::Future>(f: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(180), f)
+        .await
+        .expect("test timed out")
 }
 
 async fn sigterm(child: &mut Child) -> std::process::ExitStatus {
