@@ -30,12 +30,17 @@ pub struct RuntimeApi {
 impl RuntimeApi {
     /// Starts it on a free port and waits until it accepts connections.
     pub async fn start() -> Self {
+        Self::start_with(&cargo_lambda()).await
+    }
+
+    /// Starts it with the cargo-lambda program `cargo_lambda`.
+    pub async fn start_with(cargo_lambda: &Path) -> Self {
         // cargo-lambda takes a port number, not a listener: take a free one.
         let port = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|l| l.local_addr())
             .expect("a free port on 127.0.0.1")
             .port();
-        let server = Command::new(cargo_lambda())
+        let server = Command::new(cargo_lambda)
             .args([
                 "lambda",
                 "watch",
@@ -45,11 +50,12 @@ impl RuntimeApi {
                 "-P",
             ])
             .arg(port.to_string())
+            .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
             .spawn()
-            .expect("cannot start cargo lambda watch");
+            .unwrap_or_else(|e| panic!("cannot start {}: {e}", cargo_lambda.display()));
         while tokio::net::TcpStream::connect(("127.0.0.1", port))
             .await
             .is_err()

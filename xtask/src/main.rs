@@ -14,8 +14,11 @@
 //!   them in-process): the pipeline on AWS, and taking it down.
 //! - `demo`, `verify`, `tail` (in the library): the whole pipeline locally
 //!   with its proof; a ledger against the table; a stream's records.
+//! - `bench` (in `bench.rs`): the benchmarks, release builds, figures in
+//!   `target/bench/`; never part of `test`.
 //! - `tools.rs`: finding (and, later, installing) the tools tasks need.
 
+mod bench;
 mod local;
 mod rejects;
 mod test;
@@ -65,6 +68,10 @@ enum Task {
     /// Print a stream's records as they arrive, as indented JSON (like the
     /// workshop's consumer); handy with `cargo xtask local`.
     Tail(TailFlags),
+    /// Measure the pipeline (core benches, the stream processor's handler,
+    /// the Lambda binary, the daemon, the producer; release builds) and
+    /// write the figures to target/bench/. Not part of `test`.
+    Bench(bench::Flags),
 }
 
 /// Flags of `cargo xtask demo`.
@@ -147,6 +154,7 @@ fn main() -> anyhow::Result<()> {
         Task::Demo(flags) => demo(&sh, &flags),
         Task::Verify(flags) => verify(&flags),
         Task::Tail(flags) => tail(&flags),
+        Task::Bench(flags) => bench::run(&sh, &flags),
     }
 }
 

@@ -35,14 +35,21 @@ pub fn aggregate_to_item(aggregate: &Aggregate) -> Item {
         Field::Name.key().to_owned(),
         AttributeValue::S(aggregate.name.as_str().to_owned()),
     );
+    // `itoa`, not `to_string`: this runs once per record, and `fmt` costs
+    // more than the rest of the mapping's arithmetic (BENCHMARKS.md).
+    let mut digits = itoa::Buffer::new();
     item.insert(
         Field::StatusTime.key().to_owned(),
-        AttributeValue::N(aggregate.status_time.epoch_millis().to_string()),
+        AttributeValue::N(
+            digits
+                .format(aggregate.status_time.epoch_millis())
+                .to_owned(),
+        ),
     );
     for (field, get) in FIGURES {
         item.insert(
             field.key().to_owned(),
-            AttributeValue::N(get(aggregate).to_string()),
+            AttributeValue::N(digits.format(get(aggregate)).to_owned()),
         );
     }
     item

@@ -109,9 +109,9 @@ impl Processor {
                 }
             }
         }
-        let items = aggregates.iter().map(aggregate_to_item).collect();
         let (items_report, rejects_report) = tokio::join!(
-            self.table.put_all(items, &SENSOR_TABLE_KEY, deadline),
+            self.table
+                .put_all(&aggregates, aggregate_to_item, &SENSOR_TABLE_KEY, deadline),
             self.rejects.put_all(&rejects, deadline),
         );
         for (r, stored) in rejects.iter().zip(&rejects_report.written) {

@@ -189,9 +189,8 @@ impl RejectStore {
     /// Stores every reject, retrying until `deadline`; reports per reject
     /// whether it is stored.
     pub async fn put_all(&self, rejects: &[Reject], deadline: Instant) -> WriteReport {
-        let items = rejects.iter().map(Reject::to_item).collect();
         self.writer
-            .put_all(items, &REJECTS_TABLE_KEY, deadline)
+            .put_all(rejects, Reject::to_item, &REJECTS_TABLE_KEY, deadline)
             .await
     }
 }

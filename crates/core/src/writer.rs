@@ -9,6 +9,11 @@
 //!
 //! Items must have distinct keys (DynamoDB refuses a whole call otherwise):
 //! [`crate::process`] dedupes before calling.
+//!
+//! The writer takes the records and the function that maps one to its item,
+//! not the items: each attempt maps the records it sends and moves the items
+//! into the request (the SDK takes them by value), so the first attempt, the
+//! one that nearly always succeeds, maps each record once and clones nothing.
 
 use std::collections::HashSet;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -72,8 +77,8 @@ pub struct TableWriter {
     config: WriterConfig,
 }
 
-/// The items of one chunk still to be written, by their index in the call.
-type Pending = Vec<(usize, Item)>;
+/// The records of one chunk still to be written, by their index in the call.
+type Pending = Vec<usize>;
 
 impl TableWriter {
     /// A writer of `table` through `client`.
@@ -90,24 +95,31 @@ impl TableWriter {
         &self.table
     }
 
-    /// Puts every item, retrying what DynamoDB does not take until `deadline`
-    /// (no backoff is started that would end after it). `key_names` are the
-    /// table's key attributes, used to match unprocessed items to their index.
-    pub async fn put_all(
+    /// Puts the item of every record (`to_item` maps one), retrying what
+    /// DynamoDB does not take until `deadline` (no backoff is started that
+    /// would end after it). `key_names` are the table's key attributes, used
+    /// to match unprocessed items to their record.
+    pub async fn put_all<T: Sync>(
         &self,
-        items: Vec<Item>,
+        records: &[T],
+        to_item: impl Fn(&T) -> Item + Sync,
         key_names: &[&str],
         deadline: Instant,
     ) -> WriteReport {
-        let count = items.len();
+        let count = records.len();
         let retries = AtomicU32::new(0);
-        let mut chunks = Vec::with_capacity(count.div_ceil(MAX_BATCH_PUTS));
-        let mut items = items.into_iter().enumerate().peekable();
-        while items.peek().is_some() {
-            chunks.push(items.by_ref().take(MAX_BATCH_PUTS).collect::<Pending>());
-        }
+        let chunks = (0..count)
+            .step_by(MAX_BATCH_PUTS)
+            .map(|start| (start..count.min(start + MAX_BATCH_PUTS)).collect::<Pending>());
+        let chunk = Chunk {
+            records,
+            to_item: &to_item,
+            key_names,
+            deadline,
+            retries: &retries,
+        };
         let results: Vec<_> = futures::stream::iter(chunks)
-            .map(|chunk| self.put_chunk(chunk, key_names, deadline, &retries))
+            .map(|pending| self.put_chunk(&chunk, pending))
             .buffer_unordered(self.config.max_in_flight.max(1))
             .collect()
             .await;
@@ -127,14 +139,20 @@ impl TableWriter {
         report
     }
 
-    /// Writes one chunk; returns the indexes written and the last error.
-    async fn put_chunk(
+    /// Writes one chunk (`pending`, indexes into `call.records`); returns
+    /// the indexes written and the last error.
+    async fn put_chunk<T, F: Fn(&T) -> Item>(
         &self,
+        call: &Chunk<'_, T, F>,
         mut pending: Pending,
-        key_names: &[&str],
-        deadline: Instant,
-        retries: &AtomicU32,
     ) -> (Vec<usize>, Option<String>) {
+        let Chunk {
+            records,
+            to_item,
+            key_names,
+            deadline,
+            retries,
+        } = *call;
         let mut done = Vec::with_capacity(pending.len());
         let mut last_error = None;
         let policy = &self.config.retry;
@@ -152,8 +170,10 @@ impl TableWriter {
             }
             let requests = pending
                 .iter()
-                .map(|(_, item)| {
-                    let put = PutRequest::builder().set_item(Some(item.clone())).build();
+                .map(|&i| {
+                    let put = PutRequest::builder()
+                        .set_item(Some(to_item(&records[i])))
+                        .build();
                     put.map(|p| WriteRequest::builder().put_request(p).build())
                 })
                 .collect::<Result<Vec<_>, _>>();
@@ -195,7 +215,7 @@ impl TableWriter {
                 .filter_map(|w| w.put_request.map(|p| p.item))
                 .collect();
             if unprocessed.is_empty() {
-                done.extend(pending.iter().map(|(i, _)| *i));
+                done.extend(pending);
                 return (done, None);
             }
             let left: HashSet<Vec<String>> = unprocessed
@@ -204,8 +224,8 @@ impl TableWriter {
                 .collect();
             let (still, written): (Pending, Pending) = pending
                 .into_iter()
-                .partition(|(_, item)| left.contains(&key_of(item, key_names)));
-            done.extend(written.iter().map(|(i, _)| *i));
+                .partition(|&i| left.contains(&key_of(&to_item(&records[i]), key_names)));
+            done.extend(written);
             pending = still;
             last_error = Some(format!(
                 "{} items left unprocessed by DynamoDB (throttled)",
@@ -215,6 +235,23 @@ impl TableWriter {
         (done, last_error)
     }
 }
+
+/// What every chunk of one [`TableWriter::put_all`] call shares.
+struct Chunk<'a, T, F> {
+    records: &'a [T],
+    to_item: &'a F,
+    key_names: &'a [&'a str],
+    deadline: Instant,
+    retries: &'a AtomicU32,
+}
+
+impl<T, F> Clone for Chunk<'_, T, F> {
+    fn clone(&self) -> Self {
+        *self
+    }
+}
+
+impl<T, F> Copy for Chunk<'_, T, F> {}
 
 /// An item's key, as text, for matching unprocessed items to ours.
 fn key_of(item: &Item, key_names: &[&str]) -> Vec<String> {

@@ -12,7 +12,6 @@
 
 use std::time::{Duration, Instant as StdInstant};
 
-use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use tokio::time::Instant;
 use wildrydes_core::process::{BatchOutcome, Processor};
@@ -21,7 +20,7 @@ use wildrydes_core::resources::REJECTS_TABLE;
 use wildrydes_core::writer::{DEFAULT_MAX_IN_FLIGHT, TableWriter, WriterConfig};
 
 use crate::config::{self, ConfigError};
-use crate::kinesis;
+use crate::kinesis::{self, ShardEvent};
 use crate::telemetry;
 
 /// The function's settings.
@@ -77,11 +76,11 @@ impl Config {
 /// the first record Lambda must deliver again, if any.
 pub async fn handle(
     processor: &Processor,
-    event: KinesisEvent,
+    event: ShardEvent,
     deadline: Instant,
 ) -> KinesisEventResponse {
     let started = StdInstant::now();
-    let (source, records) = kinesis::records_of(event);
+    let (source, records) = event.into_records();
     let outcome = processor.process(&source, &records, deadline).await;
     let failed = outcome
         .first_failure

@@ -6,19 +6,19 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_sdk_dynamodb::Client;
 use tokio::time::Instant;
 use wildrydes_core::Aggregate;
 use wildrydes_core::item::{Item, aggregate_to_item};
 use wildrydes_core::rejects::Reject;
+use wildrydes_lambda::kinesis::ShardEvent;
 use wildrydes_lambda::stream_processor::{Config, handle};
 use wildrydes_local_aws::{LocalAws, LocalAwsOptions, workshop};
 use wildrydes_tests::bounded;
 
 const DAY: &str = include_str!("../../../tests/fixtures/shadowfax-2016-02-12.json");
 
-fn event(name: &str) -> KinesisEvent {
+fn event(name: &str) -> ShardEvent {
     let path = format!(
         "{}/../../tests/fixtures/events/{name}",
         env!("CARGO_MANIFEST_DIR")
@@ -81,7 +81,7 @@ async fn setup() -> Setup {
 
 /// Runs `event` through the handler; returns the sequence number Lambda is
 /// told to resume at, if any.
-async fn invoke(setup: &Setup, event: KinesisEvent) -> Option<String> {
+async fn invoke(setup: &Setup, event: ShardEvent) -> Option<String> {
     let processor = setup.config.processor(setup.local.dynamodb_client());
     let response = handle(&processor, event, Instant::now() + Duration::from_secs(20)).await;
     assert!(response.batch_item_failures.len() <= 1);
@@ -167,7 +167,7 @@ async fn garbage_is_rejected_with_its_bytes_and_good_records_beside_it_are_writt
         let bad: Vec<_> = [1, 3, 4].iter().map(|&i| &sent.records[i]).collect();
         assert_eq!(rejects.len(), 3);
         for (reject, record) in rejects.iter().zip(bad) {
-            assert_eq!(reject.data, record.kinesis.data.0, "raw bytes kept");
+            assert_eq!(reject.data, record.kinesis.data, "raw bytes kept");
             assert_eq!(&reject.sequence_number, &record.kinesis.sequence_number);
             assert_eq!(reject.shard_id, "shardId-000000000000");
             assert_eq!(reject.stream_arn, record.event_source_arn.clone().unwrap());

@@ -1,6 +1,7 @@
 //! `bootstrap` of `WildRydesAlarm` for `provided.al2023`: reads and checks
 //! the configuration, builds the clients and notifiers once, and hands the
-//! handler to the Lambda runtime.
+//! handler to the Lambda runtime. One thread, as the stream processor's
+//! `bootstrap` (see there): one invocation at a time per process.
 
 use aws_lambda_events::event::kinesis::KinesisEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
@@ -8,7 +9,7 @@ use wildrydes_alarm::function::{Config, handle};
 use wildrydes_lambda::kinesis::deadline;
 use wildrydes_lambda::telemetry;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     telemetry::init_json_logs();
     let config = Config::from_env().inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;

@@ -1,6 +1,9 @@
 //! `bootstrap` of `WildRydesAggregator` for `provided.al2023`: builds the
 //! clients once and hands the handler to the Lambda runtime. Configure the
 //! trigger on `wildrydes` with `TumblingWindowInSeconds: 60`.
+//!
+//! One thread, as the stream processor's `bootstrap` (see there): one
+//! invocation at a time, its writes overlapping on that thread.
 
 use aws_lambda_events::event::kinesis::KinesisTimeWindowEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
@@ -8,7 +11,7 @@ use wildrydes_lambda::aggregator::{AggregatorFunction, Config, handle};
 use wildrydes_lambda::kinesis::deadline;
 use wildrydes_lambda::telemetry;
 
-#[tokio::main]
+#[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
     telemetry::init_json_logs();
     let config = Config::from_env().inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;

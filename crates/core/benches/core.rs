@@ -1,0 +1,136 @@
+//! Core's per-record costs, in records per second on one core (criterion's
+//! `Throughput::Elements`): what every Lambda invocation and every daemon
+//! batch pays before any network call.
+//!
+//! - `aggregate/parse_validate_map`: `Aggregate::from_json` then
+//!   `aggregate_to_item`, over the workshop's day (1,440 lines of
+//!   `tests/fixtures/shadowfax-2016-02-12.json`): the stream processor's
+//!   work per record. Target: more than 1,000,000 records/s/core.
+//! - `aggregate/parse_validate` and `aggregate/map`: the two halves.
+//! - `reading/parse`: `Reading::from_json` of per-second readings.
+//! - `window/push`: `MinuteWindow::push` of one reading per second per
+//!   unicorn, 10 unicorns for an hour, in arrival order (closing minutes as
+//!   the clocks pass them).
+//!
+//! Run: `cargo bench -p wildrydes-core --bench core` (or `cargo xtask bench`).
+//! Results land in `target/criterion/`.
+
+#![allow(clippy::unwrap_used)]
+
+use std::hint::black_box;
+
+use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use wildrydes_core::item::aggregate_to_item;
+use wildrydes_core::window::DEFAULT_ALLOWED_LATENESS;
+use wildrydes_core::{Aggregate, MinuteWindow, Reading, StatusTime, UnicornName};
+
+/// The workshop's day of aggregates, one JSON object per line.
+const DAY: &str = include_str!("../../../tests/fixtures/shadowfax-2016-02-12.json");
+
+/// Unicorns sending readings in the reading and window benchmarks.
+const UNICORNS: usize = 10;
+/// Seconds of readings per unicorn: an hour, 60 minutes closed per unicorn.
+const SECONDS: usize = 3600;
+
+/// The fixture's lines, as the bytes a Kinesis record carries.
+fn fixture_lines() -> Vec<Vec<u8>> {
+    DAY.lines().map(|l| l.as_bytes().to_vec()).collect()
+}
+
+/// One reading per second per unicorn, second by second (the order a shard
+/// delivers them in), with values that move like the producer's walk.
+fn readings() -> Vec<Reading> {
+    let start = StatusTime::parse("2016-02-12 00:00:00.000")
+        .unwrap()
+        .epoch_millis();
+    let names: Vec<_> = (0..UNICORNS)
+        .map(|u| UnicornName::new(&format!("Unicorn-{u:04}")).unwrap())
+        .collect();
+    let mut out = Vec::with_capacity(UNICORNS * SECONDS);
+    for second in 0..SECONDS {
+        for (u, name) in names.iter().enumerate() {
+            let wobble = i16::try_from((second * 7 + u * 13) % 5).unwrap() - 2;
+            let ms = start + i64::try_from(second * 1000 + u * 37).unwrap();
+            out.push(Reading {
+                name: name.clone(),
+                status_time: StatusTime::from_epoch_millis(ms).unwrap(),
+                latitude: 40.749167 + second as f64 * 1e-5,
+                longitude: -73.985184 - u as f64 * 1e-5,
+                distance: 100 + i16::try_from((second * 31 + u) % 119).unwrap(),
+                magic_points: 150 + wobble,
+                health_points: 150 - wobble,
+            });
+        }
+    }
+    out
+}
+
+fn aggregates(c: &mut Criterion) {
+    let lines = fixture_lines();
+    let parsed: Vec<Aggregate> = lines
+        .iter()
+        .map(|l| Aggregate::from_json(l).unwrap())
+        .collect();
+    let mut group = c.benchmark_group("aggregate");
+    group.throughput(Throughput::Elements(lines.len() as u64));
+    group.bench_function("parse_validate_map", |b| {
+        b.iter(|| {
+            for line in &lines {
+                let aggregate = Aggregate::from_json(black_box(line)).unwrap();
+                black_box(aggregate_to_item(&aggregate));
+            }
+        });
+    });
+    group.bench_function("parse_validate", |b| {
+        b.iter(|| {
+            for line in &lines {
+                black_box(Aggregate::from_json(black_box(line)).unwrap());
+            }
+        });
+    });
+    group.bench_function("map", |b| {
+        b.iter(|| {
+            for aggregate in &parsed {
+                black_box(aggregate_to_item(black_box(aggregate)));
+            }
+        });
+    });
+    group.finish();
+}
+
+fn reading_parse(c: &mut Criterion) {
+    let json: Vec<Vec<u8>> = readings()
+        .iter()
+        .take(UNICORNS * 600)
+        .map(|r| r.to_json().into_bytes())
+        .collect();
+    let mut group = c.benchmark_group("reading");
+    group.throughput(Throughput::Elements(json.len() as u64));
+    group.bench_function("parse", |b| {
+        b.iter(|| {
+            for line in &json {
+                black_box(Reading::from_json(black_box(line)).unwrap());
+            }
+        });
+    });
+    group.finish();
+}
+
+fn window_push(c: &mut Criterion) {
+    let readings = readings();
+    let mut group = c.benchmark_group("window");
+    group.throughput(Throughput::Elements(readings.len() as u64));
+    group.bench_function("push", |b| {
+        b.iter(|| {
+            let mut window = MinuteWindow::new(DEFAULT_ALLOWED_LATENESS);
+            for reading in &readings {
+                black_box(window.push(black_box(reading)));
+            }
+            black_box(window.take_closed())
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, aggregates, reading_parse, window_push);
+criterion_main!(benches);
