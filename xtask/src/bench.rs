@@ -6,7 +6,9 @@
 //!   (`crates/core/benches/core.rs`), records per second on one core.
 //! - `handler`: the stream processor's handler, CPU time and peak memory
 //!   per record in a process of its own, against a no-op DynamoDB and the
-//!   embedded one (`crates/lambda/benches/stream_processor.rs`).
+//!   embedded one (`crates/lambda/benches/stream_processor.rs`); decoding
+//!   Lambda events into the bootstraps' types and `aws_lambda_events`'
+//!   (`crates/lambda/benches/events.rs`, criterion).
 //! - `lambda`, `daemon`, `producer`: whole release binaries, measured by
 //!   `wildrydes-bench` (`benches/`): the Lambda binary's cold start and
 //!   warm cost under cargo-lambda's runtime API, the daemon's records/s on
@@ -41,7 +43,8 @@ pub(crate) struct Flags {
 enum Part {
     /// Core's parse, validate, map, reading parse and window push (criterion)
     Core,
-    /// The stream processor's handler per record, no-op and embedded DynamoDB
+    /// The stream processor's handler per record, no-op and embedded
+    /// DynamoDB; decoding Lambda events (criterion)
     Handler,
     /// The Lambda binary: cold start, warm CPU time per record, memory
     Lambda,
@@ -59,14 +62,47 @@ const ALL: [Part; 5] = [
     Part::Producer,
 ];
 
-/// Criterion benchmarks of `crates/core/benches/core.rs`, as reported.
-const CORE_BENCHES: [&str; 5] = [
-    "aggregate/parse_validate_map",
-    "aggregate/parse_validate",
-    "aggregate/map",
-    "reading/parse",
-    "window/push",
-];
+/// A criterion bench target and the benchmarks of it reported.
+struct CriterionBench {
+    /// The report's name in `target/bench/`.
+    part: &'static str,
+    /// The report's heading.
+    title: &'static str,
+    /// `cargo bench -p PACKAGE --bench TARGET`.
+    package: &'static str,
+    target: &'static str,
+    /// Criterion's benchmark ids, in report order.
+    benches: &'static [&'static str],
+}
+
+/// `crates/core/benches/core.rs`.
+const CORE: CriterionBench = CriterionBench {
+    part: "core",
+    title: "Core, one core (criterion)",
+    package: "wildrydes-core",
+    target: "core",
+    benches: &[
+        "aggregate/parse_validate_map",
+        "aggregate/parse_validate",
+        "aggregate/map",
+        "reading/parse",
+        "window/push",
+    ],
+};
+
+/// `crates/lambda/benches/events.rs`.
+const EVENTS: CriterionBench = CriterionBench {
+    part: "events",
+    title: "Decoding a 1,000-record Lambda event, one core (criterion)",
+    package: "wildrydes-lambda",
+    target: "events",
+    benches: &[
+        "decode/shard_event",
+        "decode/kinesis_event",
+        "decode/window_event",
+        "decode/kinesis_time_window_event",
+    ],
+};
 
 /// Runs the parts `flags` asks for, from the workspace root (`sh` is there).
 pub(crate) fn run(sh: &Shell, flags: &Flags) -> anyhow::Result<()> {
@@ -83,18 +119,8 @@ pub(crate) fn run(sh: &Shell, flags: &Flags) -> anyhow::Result<()> {
     let mut done = Vec::new();
 
     if parts.contains(&Part::Core) {
-        let short: &[&str] = if flags.quick {
-            &["--warm-up-time", "1", "--measurement-time", "2"]
-        } else {
-            &[]
-        };
-        cmd!(
-            sh,
-            "cargo bench -p wildrydes-core --bench core -- {short...}"
-        )
-        .run()?;
-        write_core_report(&root, &out, flags.quick)?;
-        done.push("core");
+        run_criterion(sh, &out, &CORE, flags.quick)?;
+        done.push(CORE.part);
     }
     if parts.contains(&Part::Handler) {
         cmd!(
@@ -103,6 +129,8 @@ pub(crate) fn run(sh: &Shell, flags: &Flags) -> anyhow::Result<()> {
         )
         .run()?;
         done.push("stream-processor");
+        run_criterion(sh, &out, &EVENTS, flags.quick)?;
+        done.push(EVENTS.part);
     }
     // `--bins`, not `--bin NAME`: that would apply to every package named.
     let binaries = [Part::Lambda, Part::Daemon, Part::Producer];
@@ -135,7 +163,7 @@ pub(crate) fn run(sh: &Shell, flags: &Flags) -> anyhow::Result<()> {
     let summary = write_summary(&out, &done)?;
     println!("\nxtask bench: results in {}", out.display());
     println!("  summary:   {}", summary.display());
-    if done.contains(&"core") {
+    if done.contains(&CORE.part) || done.contains(&EVENTS.part) {
         println!(
             "  criterion: {} (per benchmark: new/estimates.json)",
             root.join("target/criterion").display()
@@ -144,11 +172,34 @@ pub(crate) fn run(sh: &Shell, flags: &Flags) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Turns criterion's estimates of the core benches into
-/// `target/bench/core.md`: records per second on one core.
-fn write_core_report(root: &Path, out: &Path, quick: bool) -> anyhow::Result<()> {
+/// Runs the criterion bench `bench` (shorter with `quick`) and turns its
+/// estimates into `target/bench/PART.md`: records per second on one core.
+fn run_criterion(
+    sh: &Shell,
+    out: &Path,
+    bench: &CriterionBench,
+    quick: bool,
+) -> anyhow::Result<()> {
+    let CriterionBench {
+        part,
+        title,
+        package,
+        target,
+        ..
+    } = bench;
+    let short: &[&str] = if quick {
+        &["--warm-up-time", "1", "--measurement-time", "2"]
+    } else {
+        &[]
+    };
+    cmd!(
+        sh,
+        "cargo bench -p {package} --bench {target} -- {short...}"
+    )
+    .run()?;
+    let root = sh.current_dir();
     let mut rows = String::new();
-    for name in CORE_BENCHES {
+    for name in bench.benches {
         let dir = root.join("target/criterion").join(name);
         let read = |file: &str| -> anyhow::Result<serde_json::Value> {
             let path = dir.join(file);
@@ -171,17 +222,17 @@ fn write_core_report(root: &Path, out: &Path, quick: bool) -> anyhow::Result<()>
             1e3 / (ns("median") / elements),
         ));
     }
-    let command = if quick {
-        "cargo bench -p wildrydes-core --bench core -- --warm-up-time 1 --measurement-time 2"
+    let short = if quick {
+        format!(" -- {}", short.join(" "))
     } else {
-        "cargo bench -p wildrydes-core --bench core"
+        String::new()
     };
     let text = format!(
-        "### Core, one core (criterion)\n\n`{command}`\n\n\
+        "### {title}\n\n`cargo bench -p {package} --bench {target}{short}`\n\n\
          | benchmark | records per iteration | ns/record (mean) | million records/s (mean) | million records/s (median) |\n\
          |---|---|---|---|---|\n{rows}"
     );
-    std::fs::write(out.join("core.md"), &text)?;
+    std::fs::write(out.join(format!("{part}.md")), &text)?;
     println!("\n{text}");
     Ok(())
 }

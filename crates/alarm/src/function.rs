@@ -25,14 +25,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 
 use aws_config::SdkConfig;
-use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use tokio::time::Instant;
 use wildrydes_core::rejects::RejectStore;
 use wildrydes_core::resources::REJECTS_TABLE;
 use wildrydes_core::writer::{TableWriter, WriterConfig};
 use wildrydes_lambda::config::ConfigError;
-use wildrydes_lambda::{kinesis, telemetry};
+use wildrydes_lambda::kinesis::{self, ShardEvent};
+use wildrydes_lambda::telemetry;
 
 use crate::alarm::{AlarmOutcome, MagicAlarm};
 use crate::detector::{DEFAULT_HYSTERESIS, DEFAULT_THRESHOLD, Detector};
@@ -187,11 +187,11 @@ impl Config {
 /// first record Lambda must deliver again, if any.
 pub async fn handle(
     alarm: &MagicAlarm,
-    event: KinesisEvent,
+    event: ShardEvent,
     deadline: Instant,
 ) -> KinesisEventResponse {
     let started = StdInstant::now();
-    let (source, records) = kinesis::records_of(event);
+    let (source, records) = event.into_records();
     let outcome = alarm.process(&source, &records, deadline).await;
     let failed = outcome
         .first_failure

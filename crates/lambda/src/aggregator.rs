@@ -24,7 +24,6 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant as StdInstant};
 
-use aws_lambda_events::event::kinesis::KinesisTimeWindowEvent;
 use aws_lambda_events::event::streams::KinesisBatchItemFailure;
 use serde::Serialize;
 use tokio::time::Instant;
@@ -40,7 +39,8 @@ use wildrydes_core::window_store::{Saved, WindowStore, WindowStoreError};
 use wildrydes_core::writer::{TableWriter, WriterConfig};
 
 use crate::config::{self, ConfigError};
-use crate::{kinesis, telemetry};
+use crate::kinesis::WindowEvent;
+use crate::telemetry;
 
 /// The function's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -133,35 +133,27 @@ pub enum HandlerError {
 /// Handles one invocation of the tumbling window.
 pub async fn handle(
     function: &AggregatorFunction,
-    event: KinesisTimeWindowEvent,
+    mut event: WindowEvent,
     deadline: Instant,
 ) -> Result<WindowResponse, HandlerError> {
     let started = StdInstant::now();
-    let window_props = event.time_window_properties;
-    let is_final =
-        window_props.is_final_invoke_for_window || window_props.is_window_terminated_early;
-    let (mut source, records) = kinesis::records_of(event.kinesis_event);
-    if let Some(arn) = window_props.event_source_arn.filter(|a| !a.is_empty()) {
-        source.stream_arn = arn;
-    }
-    if let Some(shard) = window_props.shard_id.filter(|s| !s.is_empty()) {
-        source.shard_id = shard;
-    }
+    let is_final = event.is_final_invoke_for_window || event.is_window_terminated_early;
+    let (source, records) = event.records();
     let shard_key = WindowStore::shard_key(&source.stream_arn, &source.shard_id);
-    let window = if window_props.state.is_empty() {
+    let window = if event.state.is_empty() {
         // The first invocation of a window: the open minutes of the last one.
         function
             .store
             .load(&shard_key, function.allowed_lateness)
             .await?
     } else {
-        MinuteWindow::from_state(&window_props.state, function.allowed_lateness).map_err(
-            |source| WindowStoreError::Corrupt {
+        MinuteWindow::from_state(&event.state, function.allowed_lateness).map_err(|source| {
+            WindowStoreError::Corrupt {
                 shard_key: shard_key.clone(),
                 table: "(Lambda window state)".into(),
                 source,
-            },
-        )?
+            }
+        })?
     };
     let (window, outcome) = function
         .aggregator
@@ -169,7 +161,7 @@ pub async fn handle(
         .await?;
     let state = window.to_state();
     if is_final {
-        let start_ms = window_props.window.start.timestamp_millis();
+        let start_ms = event.window.start.timestamp_millis();
         if function.store.save(&shard_key, &window, start_ms).await? == Saved::Stale {
             tracing::warn!(
                 shard_key,

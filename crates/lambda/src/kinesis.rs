@@ -1,9 +1,10 @@
 //! Kinesis Lambda events in, batch responses out.
 
+use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use aws_lambda_events::event::kinesis::KinesisEvent;
 use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventResponse};
+use aws_lambda_events::time_window::Window;
 use base64::Engine as _;
 use serde::{Deserialize, Deserializer};
 use tokio::time::Instant;
@@ -98,28 +99,60 @@ impl ShardEvent {
     }
 }
 
-/// The shard and the records of a Lambda Kinesis event (the aggregator's
-/// time-window events carry one).
-pub fn records_of(event: KinesisEvent) -> (ShardSource, Vec<SourceRecord>) {
-    ShardEvent::from(event).into_records()
+/// A Lambda Kinesis event of a tumbling window, decoded for the aggregator:
+/// the records as in [`ShardEvent`] and the window's properties.
+/// `aws_lambda_events`' `KinesisTimeWindowEvent` flattens two structs into
+/// one, which makes serde buffer the whole event before decoding it; this
+/// type reads the same JSON in one pass.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct WindowEvent {
+    /// The batch, in shard order.
+    #[serde(rename = "Records", default)]
+    pub records: Vec<ShardEventRecord>,
+    /// The tumbling window these records fall in.
+    pub window: Window,
+    /// What the previous invocation of this window returned (empty, or
+    /// `null`, in a window's first invocation).
+    #[serde(default, deserialize_with = "null_as_empty")]
+    pub state: HashMap<String, String>,
+    /// The shard.
+    #[serde(default)]
+    pub shard_id: Option<String>,
+    /// The stream's ARN.
+    #[serde(rename = "eventSourceARN", default)]
+    pub event_source_arn: Option<String>,
+    /// The window's last invocation: its state must be kept now.
+    #[serde(default)]
+    pub is_final_invoke_for_window: bool,
+    /// The window ended early (the batch reached its size limit or a
+    /// reshard): its state must be kept now too.
+    #[serde(default)]
+    pub is_window_terminated_early: bool,
 }
 
-impl From<KinesisEvent> for ShardEvent {
-    fn from(event: KinesisEvent) -> Self {
-        let records = event
-            .records
-            .into_iter()
-            .map(|r| ShardEventRecord {
-                event_id: r.event_id,
-                event_source_arn: r.event_source_arn,
-                kinesis: ShardEventPayload {
-                    sequence_number: r.kinesis.sequence_number,
-                    partition_key: r.kinesis.partition_key,
-                    data: r.kinesis.data.0,
-                },
-            })
-            .collect();
-        Self { records }
+/// `null` as an empty map.
+fn null_as_empty<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<HashMap<String, String>, D::Error> {
+    Ok(Option::deserialize(deserializer)?.unwrap_or_default())
+}
+
+impl WindowEvent {
+    /// The shard and the records of this event; the window's own shard id
+    /// and stream ARN, when given, win over the records'.
+    pub fn records(&mut self) -> (ShardSource, Vec<SourceRecord>) {
+        let event = ShardEvent {
+            records: std::mem::take(&mut self.records),
+        };
+        let (mut source, records) = event.into_records();
+        if let Some(arn) = self.event_source_arn.as_ref().filter(|a| !a.is_empty()) {
+            source.stream_arn.clone_from(arn);
+        }
+        if let Some(shard) = self.shard_id.as_ref().filter(|s| !s.is_empty()) {
+            source.shard_id.clone_from(shard);
+        }
+        (source, records)
     }
 }
 
@@ -162,6 +195,21 @@ pub fn deadline(invocation_deadline_ms: u64, margin: Duration) -> Instant {
 mod tests {
     use super::*;
 
+    use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisTimeWindowEvent};
+
+    /// The records of `aws_lambda_events`' type, as the processor takes them.
+    fn full_records(event: KinesisEvent) -> Vec<SourceRecord> {
+        event
+            .records
+            .into_iter()
+            .map(|r| SourceRecord {
+                sequence_number: r.kinesis.sequence_number,
+                partition_key: r.kinesis.partition_key,
+                data: r.kinesis.data.0,
+            })
+            .collect()
+    }
+
     #[test]
     fn shard_events_read_what_the_full_event_type_reads() {
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/events");
@@ -169,12 +217,59 @@ mod tests {
             let path = format!("{dir}/{name}.json");
             let text = std::fs::read_to_string(&path).unwrap();
             let full: KinesisEvent = serde_json::from_str(&text).unwrap();
+            let first = full.records[0].clone();
             let slim: ShardEvent = serde_json::from_str(&text).unwrap();
-            assert!(!slim.records.is_empty(), "{path}");
-            let (full_source, full_records) = records_of(full);
-            let (slim_source, slim_records) = slim.into_records();
-            assert_eq!(slim_source, full_source, "{path}");
-            assert_eq!(slim_records, full_records, "{path}");
+            let (source, records) = slim.into_records();
+            assert_eq!(records, full_records(full), "{path}");
+            assert_eq!(Some(&source.stream_arn), first.event_source_arn.as_ref());
+            let event_id = first.event_id.unwrap();
+            assert!(event_id.starts_with(&format!("{}:", source.shard_id)));
+        }
+    }
+
+    #[test]
+    fn window_events_read_what_the_full_event_type_reads() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/events");
+        let text = std::fs::read_to_string(format!("{dir}/all-good.json")).unwrap();
+        let mut value: serde_json::Value = serde_json::from_str(&text).unwrap();
+        for (state, is_final) in [
+            (serde_json::json!(null), false),
+            (serde_json::json!({"m": "1"}), true),
+        ] {
+            let props = serde_json::json!({
+                "window": { "start": "2016-02-12T00:00:00Z", "end": "2016-02-12T00:01:00Z" },
+                "state": state,
+                "shardId": "shardId-000000000009",
+                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/wildrydes",
+                "isFinalInvokeForWindow": is_final,
+                "isWindowTerminatedEarly": false,
+            });
+            for (k, v) in props.as_object().unwrap() {
+                value[k] = v.clone();
+            }
+            let full: KinesisTimeWindowEvent = serde_json::from_value(value.clone()).unwrap();
+            let mut slim: WindowEvent = serde_json::from_value(value.clone()).unwrap();
+            let props = &full.time_window_properties;
+            assert_eq!(slim.window, props.window);
+            assert_eq!(slim.state, props.state);
+            assert_eq!(
+                slim.is_final_invoke_for_window,
+                props.is_final_invoke_for_window
+            );
+            assert_eq!(
+                slim.is_window_terminated_early,
+                props.is_window_terminated_early
+            );
+            let (source, records) = slim.records();
+            assert_eq!(records, full_records(full.kinesis_event));
+            assert_eq!(
+                source.shard_id, "shardId-000000000009",
+                "the window's shard wins"
+            );
+            assert_eq!(
+                source.stream_arn,
+                "arn:aws:kinesis:us-east-1:123456789012:stream/wildrydes"
+            );
         }
     }
 

@@ -8,7 +8,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use aws_lambda_events::event::kinesis::KinesisTimeWindowEvent;
 use base64::Engine as _;
 use chrono::{DateTime, Utc};
 use tokio::time::Instant;
@@ -16,6 +15,7 @@ use wildrydes_core::process::SourceRecord;
 use wildrydes_core::rejects::{Reject, list_rejects};
 use wildrydes_core::{Aggregate, Reading};
 use wildrydes_lambda::aggregator::{AggregatorFunction, Config, WindowResponse, handle};
+use wildrydes_lambda::kinesis::WindowEvent;
 use wildrydes_local_aws::workshop::{self, AGGREGATE_STREAM, REJECTS_TABLE};
 use wildrydes_local_aws::{LocalAws, LocalAwsOptions};
 use wildrydes_tests::{WORKSHOP_DAY, bounded, read_stream, readings_of_minute};
@@ -121,7 +121,7 @@ impl Harness {
             })
             .collect();
         let end = self.window_start + chrono::Duration::seconds(60);
-        let event: KinesisTimeWindowEvent = serde_json::from_value(serde_json::json!({
+        let event: WindowEvent = serde_json::from_value(serde_json::json!({
             "Records": records,
             "window": { "start": self.window_start, "end": end },
             "state": state,

@@ -3,10 +3,9 @@
 //! handler to the Lambda runtime. One thread, as the stream processor's
 //! `bootstrap` (see there): one invocation at a time per process.
 
-use aws_lambda_events::event::kinesis::KinesisEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use wildrydes_alarm::function::{Config, handle};
-use wildrydes_lambda::kinesis::deadline;
+use wildrydes_lambda::kinesis::{ShardEvent, deadline};
 use wildrydes_lambda::telemetry;
 
 #[tokio::main(flavor = "current_thread")]
@@ -28,7 +27,7 @@ async fn main() -> Result<(), Error> {
     let alarm = &alarm;
     let margin = config.deadline_margin;
     run(service_fn(
-        move |event: LambdaEvent<KinesisEvent>| async move {
+        move |event: LambdaEvent<ShardEvent>| async move {
             let deadline = deadline(event.context.deadline, margin);
             Ok::<_, Error>(handle(alarm, event.payload, deadline).await)
         },

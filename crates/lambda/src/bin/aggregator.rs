@@ -5,10 +5,9 @@
 //! One thread, as the stream processor's `bootstrap` (see there): one
 //! invocation at a time, its writes overlapping on that thread.
 
-use aws_lambda_events::event::kinesis::KinesisTimeWindowEvent;
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use wildrydes_lambda::aggregator::{AggregatorFunction, Config, handle};
-use wildrydes_lambda::kinesis::deadline;
+use wildrydes_lambda::kinesis::{WindowEvent, deadline};
 use wildrydes_lambda::telemetry;
 
 #[tokio::main(flavor = "current_thread")]
@@ -25,7 +24,7 @@ async fn main() -> Result<(), Error> {
     let function = &function;
     let margin = config.deadline_margin;
     run(service_fn(
-        move |event: LambdaEvent<KinesisTimeWindowEvent>| async move {
+        move |event: LambdaEvent<WindowEvent>| async move {
             let deadline = deadline(event.context.deadline, margin);
             handle(function, event.payload, deadline)
                 .await
