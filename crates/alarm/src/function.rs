@@ -234,8 +234,6 @@ fn log_outcome(shard_id: &str, outcome: &AlarmOutcome, failed: Option<&str>, too
             "batch partly judged: Lambda will retry from resume_at"
         ),
     }
-    let function =
-        std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "wildrydes-alarm".into());
     #[allow(clippy::cast_precision_loss)]
     let counts = [
         ("RecordsIn", "Count", outcome.records as f64),
@@ -251,11 +249,7 @@ fn log_outcome(shard_id: &str, outcome: &AlarmOutcome, failed: Option<&str>, too
         ),
         ("DurationMs", "Milliseconds", duration_ms),
     ];
-    telemetry::emit(&telemetry::emf_line(
-        &function,
-        chrono::Utc::now().timestamp_millis(),
-        &counts,
-    ));
+    telemetry::emit_metrics("wildrydes-alarm", &counts);
 }
 
 #[cfg(test)]

@@ -200,8 +200,6 @@ fn log_outcome(
         duration_ms,
         "window batch aggregated"
     );
-    let function =
-        std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| "wildrydes-aggregator".into());
     #[allow(clippy::cast_precision_loss)]
     let counts = [
         ("RecordsIn", "Count", outcome.records as f64),
@@ -213,9 +211,5 @@ fn log_outcome(
         ("StateBytes", "Bytes", state_bytes as f64),
         ("DurationMs", "Milliseconds", duration_ms),
     ];
-    telemetry::emit(&telemetry::emf_line(
-        &function,
-        chrono::Utc::now().timestamp_millis(),
-        &counts,
-    ));
+    telemetry::emit_metrics("wildrydes-aggregator", &counts);
 }

@@ -132,8 +132,6 @@ fn log_outcome(
             "batch partly delivered: Lambda will retry from resume_at"
         ),
     }
-    let function = std::env::var("AWS_LAMBDA_FUNCTION_NAME")
-        .unwrap_or_else(|_| "wildrydes-stream-processor".into());
     #[allow(clippy::cast_precision_loss)]
     let counts = [
         ("RecordsIn", "Count", outcome.records as f64),
@@ -148,9 +146,5 @@ fn log_outcome(
         ),
         ("DurationMs", "Milliseconds", duration_ms),
     ];
-    telemetry::emit(&telemetry::emf_line(
-        &function,
-        chrono::Utc::now().timestamp_millis(),
-        &counts,
-    ));
+    telemetry::emit_metrics("wildrydes-stream-processor", &counts);
 }

@@ -54,6 +54,18 @@ pub fn emit(line: &str) {
     println!("{line}");
 }
 
+/// Writes one EMF document of `counts`, stamped now, for this function: the
+/// name Lambda gives it (`AWS_LAMBDA_FUNCTION_NAME`), else `default_name`.
+pub fn emit_metrics(default_name: &str, counts: &[(&str, &str, f64)]) {
+    let function =
+        std::env::var("AWS_LAMBDA_FUNCTION_NAME").unwrap_or_else(|_| default_name.to_owned());
+    emit(&emf_line(
+        &function,
+        chrono::Utc::now().timestamp_millis(),
+        counts,
+    ));
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
