@@ -111,7 +111,7 @@ impl TableWriter {
         let chunks = (0..count)
             .step_by(MAX_BATCH_PUTS)
             .map(|start| (start..count.min(start + MAX_BATCH_PUTS)).collect::<Pending>());
-        let chunk = Chunk {
+        let call = Call {
             records,
             to_item: &to_item,
             key_names,
@@ -119,7 +119,7 @@ impl TableWriter {
             retries: &retries,
         };
         let results: Vec<_> = futures::stream::iter(chunks)
-            .map(|pending| self.put_chunk(&chunk, pending))
+            .map(|pending| self.put_chunk(&call, pending))
             .buffer_unordered(self.config.max_in_flight.max(1))
             .collect()
             .await;
@@ -143,10 +143,10 @@ impl TableWriter {
     /// the indexes written and the last error.
     async fn put_chunk<T, F: Fn(&T) -> Item>(
         &self,
-        call: &Chunk<'_, T, F>,
+        call: &Call<'_, T, F>,
         mut pending: Pending,
     ) -> (Vec<usize>, Option<String>) {
-        let Chunk {
+        let Call {
             records,
             to_item,
             key_names,
@@ -181,12 +181,12 @@ impl TableWriter {
                 Ok(r) => r,
                 Err(e) => return (done, Some(format!("cannot build a put request: {e}"))),
             };
-            let call = self
+            let send = self
                 .client
                 .batch_write_item()
                 .request_items(&self.table, requests)
                 .send();
-            let output = match tokio::time::timeout_at(deadline, call).await {
+            let output = match tokio::time::timeout_at(deadline, send).await {
                 Err(_) => {
                     last_error = Some("deadline reached during a BatchWriteItem call".to_owned());
                     break;
@@ -236,8 +236,8 @@ impl TableWriter {
     }
 }
 
-/// What every chunk of one [`TableWriter::put_all`] call shares.
-struct Chunk<'a, T, F> {
+/// One [`TableWriter::put_all`] call: what all its chunks share.
+struct Call<'a, T, F> {
     records: &'a [T],
     to_item: &'a F,
     key_names: &'a [&'a str],
@@ -245,13 +245,13 @@ struct Chunk<'a, T, F> {
     retries: &'a AtomicU32,
 }
 
-impl<T, F> Clone for Chunk<'_, T, F> {
+impl<T, F> Clone for Call<'_, T, F> {
     fn clone(&self) -> Self {
         *self
     }
 }
 
-impl<T, F> Copy for Chunk<'_, T, F> {}
+impl<T, F> Copy for Call<'_, T, F> {}
 
 /// An item's key, as text, for matching unprocessed items to ours.
 fn key_of(item: &Item, key_names: &[&str]) -> Vec<String> {

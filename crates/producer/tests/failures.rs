@@ -13,7 +13,6 @@ use std::time::Duration;
 use common::{fleet, settings};
 use wildrydes_core::Reading;
 use wildrydes_producer::app::{EXIT_ERROR, EXIT_LOST, exit_status};
-use wildrydes_producer::produce;
 use wildrydes_producer::sender::{
     CallError, EntryOutcome, PutEntry, RecordSink, Retry, RetryPolicy,
 };
@@ -96,13 +95,7 @@ async fn refused_entries_are_retried_then_reported_and_the_rest_goes_on() {
     );
     let mut s = settings(fleet(4), "scripted", 1, 5);
     s.retry = quick_retries();
-    let summary = tokio::time::timeout(
-        Duration::from_secs(600),
-        produce(&s, &sink, std::future::pending()),
-    )
-    .await
-    .expect("finishes")
-    .unwrap();
+    let summary = common::run_into(&s, &sink).await;
 
     let by_name: HashMap<&str, _> = summary
         .unicorns
@@ -161,13 +154,7 @@ async fn a_call_refused_for_good_stops_the_run_and_counts_what_was_not_sent() {
         }],
     );
     let s = settings(fleet(3), "scripted", 1, 10);
-    let summary = tokio::time::timeout(
-        Duration::from_secs(600),
-        produce(&s, &sink, std::future::pending()),
-    )
-    .await
-    .expect("finishes")
-    .unwrap();
+    let summary = common::run_into(&s, &sink).await;
     assert_eq!(
         summary.aborted.as_deref(),
         Some("kinesis PutRecords on stream scripted failed: AccessDeniedException: no")

@@ -142,13 +142,7 @@ async fn calls_overlap_up_to_max_in_flight_with_each_unicorn_in_one() {
         let mut s = settings(fleet(3_000), "overlap", 2, 3);
         s.pacing = None;
         s.max_in_flight = max_in_flight;
-        let summary = tokio::time::timeout(
-            Duration::from_secs(600),
-            produce(&s, &sink, std::future::pending()),
-        )
-        .await
-        .expect("finishes")
-        .unwrap();
+        let summary = common::run_into(&s, &sink).await;
         assert!(summary.is_complete(), "{summary}");
         assert_eq!(sink.most_in_flight.load(Ordering::SeqCst), max_in_flight);
         assert_eq!(
@@ -169,13 +163,7 @@ async fn pacing_keeps_every_shard_under_1000_records_per_second() {
     let mut s = settings(fleet(3_000), "paced", 9, 5);
     s.time_scale = 1.0;
     let started = Instant::now();
-    let summary = tokio::time::timeout(
-        Duration::from_secs(600),
-        produce(&s, &sink, std::future::pending()),
-    )
-    .await
-    .expect("finishes")
-    .unwrap();
+    let summary = common::run_into(&s, &sink).await;
     assert!(summary.is_complete(), "{summary}");
     let elapsed = started.elapsed();
 

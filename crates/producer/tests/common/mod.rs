@@ -75,12 +75,25 @@ pub fn settings(unicorns: Vec<UnicornName>, stream: &str, seed: u64, seconds: u6
     s
 }
 
+/// Runs the producer into `sink` to completion, within ten minutes of
+/// tokio's clock (tests on a paused clock take no real time).
+pub async fn run_into<S: RecordSink>(settings: &Settings, sink: &S) -> Summary {
+    tokio::time::timeout(
+        Duration::from_secs(600),
+        produce(settings, sink, std::future::pending()),
+    )
+    .await
+    .expect("finishes")
+    .expect("the run starts")
+}
+
 /// Runs the producer on `local` to completion.
 pub async fn run(local: &LocalAws, settings: &Settings) -> Summary {
-    let sink = KinesisStream::new(local.sdk_config(), &settings.stream);
-    produce(settings, &sink, std::future::pending())
-        .await
-        .expect("the producer starts")
+    run_into(
+        settings,
+        &KinesisStream::new(local.sdk_config(), &settings.stream),
+    )
+    .await
 }
 
 /// One record read back from a stream.
