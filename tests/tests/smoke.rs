@@ -129,6 +129,7 @@ async fn dynamodb_batch_write_round_trips_through_query() {
             name: "SmokeSensorData".to_owned(),
             partition_key: KeyAttribute::string("Name"),
             sort_key: Some(KeyAttribute::number("StatusTime")),
+            indexes: Vec::new(),
         };
         ensure_table(&dynamodb, &table).await.unwrap();
 

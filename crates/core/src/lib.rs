@@ -14,8 +14,9 @@
 //!   validate, map, write), with [`writer`]'s `TableWriter` and its
 //!   [`retry`] policy, and [`rejects`], where refused records are kept.
 //! - [`aggregation`]: `Aggregator`, the per-minute aggregation's batch logic
-//!   (fold, emit with [`stream_writer`]'s `StreamWriter`, keep rejects), and
-//!   [`window_store`]'s `WindowStore`, open minutes kept between Lambda windows.
+//!   (load, fold, emit with [`stream_writer`]'s `StreamWriter`, keep rejects,
+//!   save), over [`minute_store`]'s `MinuteStore`, the aggregator's state kept
+//!   per unicorn and minute in DynamoDB.
 //! - [`resources`]: the default stream and table names.
 //! - [`verify`]: the aggregates readings must produce, compared with a table.
 //! - [`aws`]: `AwsArgs`, region, profile and endpoint for every binary.
@@ -32,6 +33,7 @@ pub mod aws;
 pub mod error;
 pub mod item;
 mod json;
+pub mod minute_store;
 pub mod name;
 pub mod process;
 pub mod reading;
@@ -42,7 +44,6 @@ pub mod stream_writer;
 pub mod time;
 pub mod verify;
 pub mod window;
-pub mod window_store;
 pub mod writer;
 
 pub use aggregate::Aggregate;

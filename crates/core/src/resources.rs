@@ -10,8 +10,10 @@ pub const SENSOR_TABLE: &str = "UnicornSensorData";
 /// Table of records refused by validation, kept for an operator: `RecordId` (S) hash key.
 pub const REJECTS_TABLE: &str = "UnicornSensorDataRejects";
 
-/// Table of the aggregator's open minutes between Lambda windows: `ShardKey` (S) hash key.
-pub const AGGREGATOR_STATE_TABLE: &str = "WildRydesAggregatorState";
+/// Table of the aggregator's minutes, kept per unicorn for the horizon:
+/// `Unicorn` (S) hash key, `Minute` (N) range key (see `minute_store`). A
+/// new name: the per-shard state table it replaces had another key.
+pub const AGGREGATOR_STATE_TABLE: &str = "WildRydesAggregatorMinutes";
 
 /// Key attributes of [`SENSOR_TABLE`], hash first.
 pub const SENSOR_TABLE_KEY: [&str; 2] = ["Name", "StatusTime"];

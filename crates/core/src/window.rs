@@ -1,27 +1,36 @@
 //! `MinuteWindow`: the per-unicorn, per-minute aggregation that the workshop's
-//! Kinesis Data Analytics application did, on event time.
+//! Kinesis Data Analytics application did, on event time, kept exact
+//! whatever the order in which readings arrive.
 //!
 //! A minute is the minute of the readings' own `StatusTime`, not of their
 //! arrival, so a replay of old data aggregates to the same records. Each
-//! unicorn has its own event-time clock, the latest `StatusTime` seen for it;
-//! a minute closes when that clock has passed the minute's end by the allowed
-//! lateness (later data shows it is complete), or when the caller flushes it
-//! (idle unicorns, end of input). A reading for a minute that has closed is
-//! late: it is counted and reported, never folded in silently.
+//! unicorn has its own event-time clock, the latest `StatusTime` seen for it,
+//! and only its own progress closes its minutes: a minute is *due* (its
+//! aggregate goes out) once that clock has passed the minute's end by the
+//! allowed lateness, or once nothing was folded into it for `idle_after` of
+//! wall time (the unicorn fell silent). Other unicorns' clocks close nothing.
+//!
+//! A minute stays in the window after it is emitted, with its figures and the
+//! offsets of its readings, for the *horizon* (measured on the unicorn's own
+//! clock). A reading that arrives after its minute was emitted is folded in
+//! and the minute becomes due again, so the item it overwrites is replaced by
+//! the complete aggregate, never by a partial one. Only a reading more than
+//! the horizon older than its unicorn's newest one is refused
+//! ([`Push::BeyondHorizon`]).
 //!
 //! At-least-once delivery means the same reading may arrive twice: a reading
-//! with the same unicorn and the same millisecond as one already in an open
-//! minute is a duplicate and is not counted again.
+//! with the same unicorn and the same millisecond as one already folded into
+//! its minute is a duplicate and is not counted again, for the whole horizon.
 //!
-//! The open state serialises to a string map ([`MinuteWindow::to_state`]) so
-//! that a Lambda tumbling window can carry it between invocations.
+//! The window is a cache of state that lives with the keys, not with the
+//! shards ([`crate::minute_store`] keeps it per unicorn in DynamoDB): it says
+//! which minutes changed since they were last stored ([`MinuteWindow::dirty`])
+//! and takes back the versions they were stored under. Wall time is always
+//! passed in (epoch milliseconds), never read here, so the logic is
+//! deterministic under test.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::time::Duration;
-
-use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD_NO_PAD as B64;
-use serde::{Deserialize, Serialize};
 
 use crate::aggregate::Aggregate;
 use crate::error::ValidationError;
@@ -31,27 +40,62 @@ use crate::time::{MINUTE_MS, StatusTime};
 
 /// Lateness allowed by default: readings are sent once a second by one
 /// producer per unicorn, so ten seconds covers retries and batching without
-/// holding minutes open for long.
+/// holding minutes back for long. A reading later than this still counts
+/// (the minute is emitted again); the lateness only decides when the first
+/// emission goes out.
 pub const DEFAULT_ALLOWED_LATENESS: Duration = Duration::from_secs(10);
 
-/// Key prefix of a unicorn's entry in the serialised state; the prefix keeps
-/// unicorn names apart from [`META_KEY`].
-const UNICORN_KEY_PREFIX: &str = "u/";
-/// Key of the window's own counters in the serialised state.
-const META_KEY: &str = "meta";
+/// How far behind its unicorn's newest reading a reading still counts, by
+/// default: an hour covers a device reconnecting after a long tunnel.
+pub const DEFAULT_HORIZON: Duration = Duration::from_secs(3600);
+
+/// Wall time after the last reading folded into a minute at which the
+/// minute is emitted even though its unicorn's clock has not passed it:
+/// the unicorn fell silent.
+pub const DEFAULT_IDLE_AFTER: Duration = Duration::from_secs(30);
+
+/// The rules a window closes and forgets minutes by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WindowRules {
+    /// How far a unicorn's clock must pass a minute's end before the minute
+    /// is first emitted.
+    pub allowed_lateness: Duration,
+    /// How long (on the unicorn's clock) a minute is remembered after its
+    /// end; a reading older than the newest by more than this is refused.
+    pub horizon: Duration,
+    /// Wall time without a new reading after which a minute is emitted.
+    pub idle_after: Duration,
+}
+
+impl Default for WindowRules {
+    fn default() -> Self {
+        Self {
+            allowed_lateness: DEFAULT_ALLOWED_LATENESS,
+            horizon: DEFAULT_HORIZON,
+            idle_after: DEFAULT_IDLE_AFTER,
+        }
+    }
+}
 
 /// What [`MinuteWindow::push`] did with a reading.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Push {
-    /// Folded into its open minute.
+    /// Folded into its minute.
     Accepted,
-    /// The same unicorn and millisecond is already in its open minute.
+    /// Folded into a minute that was already emitted: it will be emitted
+    /// again, complete.
+    Corrected,
+    /// The same unicorn and millisecond is already in its minute.
     Duplicate,
-    /// Its minute had already closed; the caller decides what to do with it.
-    Late,
+    /// More than the horizon older than its unicorn's newest reading, which
+    /// is given: refused, the minute's item is left as it is.
+    BeyondHorizon {
+        /// The unicorn's newest reading.
+        newest: StatusTime,
+    },
 }
 
-/// A closed minute whose figures do not fit an aggregate (the distance summed
+/// A minute whose figures do not fit an aggregate (the distance summed
 /// past SMALLINT, which only a misbehaving producer can cause).
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 #[error("minute {minute} of unicorn {name} cannot be aggregated: {error}")]
@@ -64,67 +108,33 @@ pub struct ClosedMinuteError {
     pub error: ValidationError,
 }
 
-/// Why a serialised state could not be restored.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum StateError {
-    /// An entry's key is neither the meta key nor a unicorn.
-    #[error("window state key {key:?} is not ours: was the state written by another program?")]
-    UnknownKey {
-        /// The key.
-        key: String,
-    },
-    /// An entry could not be decoded.
-    #[error("window state entry {key:?} is corrupt ({reason}): discard the state to start afresh")]
-    Corrupt {
-        /// The key.
-        key: String,
-        /// What was wrong.
-        reason: String,
-    },
+/// One minute of one unicorn: its running figures, which readings are in
+/// them, and where the minute stands. What the minute store keeps.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MinuteState {
+    /// SUM of Distance; wider than SMALLINT so an overflow is reported, not wrapped.
+    pub distance: i64,
+    /// MIN of MagicPoints.
+    pub min_magic: i16,
+    /// MAX of MagicPoints.
+    pub max_magic: i16,
+    /// MIN of HealthPoints.
+    pub min_health: i16,
+    /// MAX of HealthPoints.
+    pub max_health: i16,
+    /// Millisecond offsets in the minute of the readings folded in, sorted
+    /// and distinct: how a duplicate is recognised. One a second, so 60.
+    pub seen: Vec<u16>,
+    /// Whether exactly these figures were put on the output stream.
+    pub emitted: bool,
+    /// Wall time (epoch ms) of the last reading folded in.
+    pub touched_ms: i64,
+    /// The version the store holds; 0 when it was never stored.
+    pub version: u64,
 }
 
-/// Open minutes of every unicorn, with the counters of what was not folded in.
-#[derive(Debug, Clone, PartialEq)]
-pub struct MinuteWindow {
-    /// How far behind a unicorn's latest reading a reading may be and still be
-    /// folded in, in milliseconds.
-    lateness_ms: i64,
-    /// Per unicorn: its event-time clock and open minutes.
-    unicorns: HashMap<UnicornName, UnicornMinutes>,
-    /// Minutes closed and not yet taken by the caller.
-    closed: Vec<Result<Aggregate, ClosedMinuteError>>,
-    /// Readings that arrived after their minute closed, since the window began.
-    late: u64,
-    /// Readings dropped as duplicates, since the window began.
-    duplicates: u64,
-}
-
-/// One unicorn's part of the window.
-#[derive(Debug, Clone, PartialEq, Default)]
-struct UnicornMinutes {
-    /// The latest `StatusTime` seen: this unicorn's event-time clock.
-    latest_ms: i64,
-    /// Every minute starting before this (epoch ms, a minute boundary) is closed.
-    closed_before_ms: i64,
-    /// Open minutes by their start (epoch ms).
-    open: BTreeMap<i64, MinuteFigures>,
-}
-
-/// The running figures of one open minute.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-struct MinuteFigures {
-    distance: i64,
-    min_magic: i16,
-    max_magic: i16,
-    min_health: i16,
-    max_health: i16,
-    /// Millisecond offsets in the minute of the readings folded in, sorted:
-    /// how a duplicate is recognised.
-    seen: Vec<u16>,
-}
-
-impl MinuteFigures {
-    fn first(r: &Reading, offset: u16) -> Self {
+impl MinuteState {
+    fn first(r: &Reading, offset: u16, now_ms: i64) -> Self {
         Self {
             distance: i64::from(r.distance),
             min_magic: r.magic_points,
@@ -132,13 +142,16 @@ impl MinuteFigures {
             min_health: r.health_points,
             max_health: r.health_points,
             seen: vec![offset],
+            emitted: false,
+            touched_ms: now_ms,
+            version: 0,
         }
     }
 
     /// Folds `r` in, unless a reading at the same offset already was.
-    fn fold(&mut self, r: &Reading, offset: u16) -> Push {
+    fn fold(&mut self, r: &Reading, offset: u16, now_ms: i64) -> bool {
         let Err(at) = self.seen.binary_search(&offset) else {
-            return Push::Duplicate;
+            return false;
         };
         self.seen.insert(at, offset);
         self.distance += i64::from(r.distance);
@@ -146,11 +159,19 @@ impl MinuteFigures {
         self.max_magic = self.max_magic.max(r.magic_points);
         self.min_health = self.min_health.min(r.health_points);
         self.max_health = self.max_health.max(r.health_points);
-        Push::Accepted
+        self.emitted = false;
+        self.touched_ms = now_ms;
+        true
     }
 
-    fn into_aggregate(
-        self,
+    /// The latest millisecond folded in, as an offset in the minute.
+    fn last_offset(&self) -> i64 {
+        self.seen.last().map_or(0, |&o| i64::from(o))
+    }
+
+    /// The minute's aggregate, or why its figures cannot be one.
+    pub fn aggregate(
+        &self,
         name: &UnicornName,
         minute_ms: i64,
     ) -> Result<Aggregate, ClosedMinuteError> {
@@ -182,257 +203,336 @@ impl MinuteFigures {
     }
 }
 
+/// A minute in the cache, with whether it changed since it was stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Slot {
+    state: MinuteState,
+    dirty: bool,
+}
+
+/// One unicorn's part of the window.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+struct UnicornMinutes {
+    /// The latest `StatusTime` seen (epoch ms): this unicorn's event-time
+    /// clock; `None` before its first reading.
+    latest_ms: Option<i64>,
+    /// Its minutes within the horizon, by start (epoch ms).
+    minutes: BTreeMap<i64, Slot>,
+    /// The starts of its minutes not yet emitted as they stand.
+    pending: BTreeSet<i64>,
+}
+
 impl UnicornMinutes {
-    /// Closes every open minute that starts before `before_ms` (a boundary).
-    fn close_before(
-        &mut self,
-        name: &UnicornName,
-        before_ms: i64,
-        out: &mut Vec<Result<Aggregate, ClosedMinuteError>>,
-    ) {
-        if before_ms <= self.closed_before_ms {
-            return;
+    fn from_stored(minutes: Vec<(i64, MinuteState)>) -> Self {
+        let mut u = Self::default();
+        for (start, state) in minutes {
+            let last = start + state.last_offset();
+            u.latest_ms = Some(u.latest_ms.map_or(last, |l| l.max(last)));
+            if !state.emitted {
+                u.pending.insert(start);
+            }
+            u.minutes.insert(
+                start,
+                Slot {
+                    state,
+                    dirty: false,
+                },
+            );
         }
-        self.closed_before_ms = before_ms;
-        let still_open = self.open.split_off(&before_ms);
-        for (minute, figures) in std::mem::replace(&mut self.open, still_open) {
-            out.push(figures.into_aggregate(name, minute));
-        }
+        u
     }
+}
+
+/// A minute that is due: its aggregate must go out (or, if its figures
+/// cannot be one, the reason must be kept as a reject).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DueMinute {
+    /// The unicorn.
+    pub name: UnicornName,
+    /// The minute's start, epoch ms.
+    pub minute_ms: i64,
+    /// Its aggregate as it stands now.
+    pub aggregate: Result<Aggregate, ClosedMinuteError>,
+}
+
+/// A minute that changed since it was stored: what the store must write.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirtyMinute {
+    /// The unicorn.
+    pub name: UnicornName,
+    /// The minute's start, epoch ms.
+    pub minute_ms: i64,
+    /// Its state as it stands now (`version` is the one it was loaded or
+    /// last stored under).
+    pub state: MinuteState,
+}
+
+/// Counters of what the window did with readings, since it was made.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct WindowCounts {
+    /// Readings folded in.
+    pub accepted: u64,
+    /// Of those, readings folded into a minute already emitted.
+    pub corrected: u64,
+    /// Readings dropped as duplicates.
+    pub duplicates: u64,
+    /// Readings refused as beyond the horizon.
+    pub beyond_horizon: u64,
+}
+
+/// The minutes within the horizon of the unicorns a consumer reads: a cache
+/// of the minute store, or (with nothing stored) the whole aggregation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MinuteWindow {
+    rules: WindowRules,
+    lateness_ms: i64,
+    horizon_ms: i64,
+    idle_ms: i64,
+    unicorns: HashMap<UnicornName, UnicornMinutes>,
+    counts: WindowCounts,
 }
 
 /// The start of the minute holding `ms`.
-fn minute_of(ms: i64) -> i64 {
+pub fn minute_of(ms: i64) -> i64 {
     ms - ms.rem_euclid(MINUTE_MS)
 }
 
+fn millis(d: Duration) -> i64 {
+    i64::try_from(d.as_millis()).unwrap_or(i64::MAX)
+}
+
 impl MinuteWindow {
-    /// An empty window that folds in readings up to `allowed_lateness` behind
-    /// their unicorn's latest one.
-    pub fn new(allowed_lateness: Duration) -> Self {
+    /// An empty window with these rules.
+    pub fn new(rules: WindowRules) -> Self {
         Self {
-            lateness_ms: i64::try_from(allowed_lateness.as_millis()).unwrap_or(i64::MAX),
+            rules,
+            lateness_ms: millis(rules.allowed_lateness),
+            horizon_ms: millis(rules.horizon),
+            idle_ms: millis(rules.idle_after),
             unicorns: HashMap::new(),
-            closed: Vec::new(),
-            late: 0,
-            duplicates: 0,
+            counts: WindowCounts::default(),
         }
     }
 
-    /// Folds one reading in, and closes the minutes its unicorn's clock has
-    /// now passed by the allowed lateness.
-    pub fn push(&mut self, r: &Reading) -> Push {
+    /// The rules it closes and forgets by.
+    pub fn rules(&self) -> WindowRules {
+        self.rules
+    }
+
+    /// Whether `name`'s minutes are in the window (loaded, or seen).
+    pub fn knows(&self, name: &UnicornName) -> bool {
+        self.unicorns.contains_key(name)
+    }
+
+    /// Puts `name`'s stored minutes in the window, replacing whatever it
+    /// held for that unicorn.
+    pub fn restore(&mut self, name: UnicornName, minutes: Vec<(i64, MinuteState)>) {
+        self.unicorns
+            .insert(name, UnicornMinutes::from_stored(minutes));
+    }
+
+    /// Drops `name` from the window: its cached minutes are stale (another
+    /// consumer stored newer ones), so they must be loaded again.
+    pub fn forget(&mut self, name: &UnicornName) {
+        self.unicorns.remove(name);
+    }
+
+    /// Folds one reading in at wall time `now_ms`.
+    pub fn push(&mut self, r: &Reading, now_ms: i64) -> Push {
         let ms = r.status_time.epoch_millis();
-        let minute = minute_of(ms);
-        let unicorn = self
-            .unicorns
-            .entry(r.name.clone())
-            .or_insert_with(|| UnicornMinutes {
-                latest_ms: ms,
-                closed_before_ms: i64::MIN,
-                open: BTreeMap::new(),
-            });
-        if minute < unicorn.closed_before_ms {
-            self.late += 1;
-            return Push::Late;
+        let start = minute_of(ms);
+        let unicorn = self.unicorns.entry(r.name.clone()).or_default();
+        if let Some(latest) = unicorn.latest_ms
+            && ms < latest.saturating_sub(self.horizon_ms)
+        {
+            self.counts.beyond_horizon += 1;
+            return Push::BeyondHorizon {
+                newest: StatusTime::from_trusted_millis(latest),
+            };
         }
-        let offset = u16::try_from(ms - minute).unwrap_or(u16::MAX);
-        let pushed = match unicorn.open.get_mut(&minute) {
-            Some(figures) => figures.fold(r, offset),
+        let offset = u16::try_from(ms - start).unwrap_or(u16::MAX);
+        let pushed = match unicorn.minutes.get_mut(&start) {
+            Some(slot) => {
+                let was_emitted = slot.state.emitted;
+                if !slot.state.fold(r, offset, now_ms) {
+                    self.counts.duplicates += 1;
+                    return Push::Duplicate;
+                }
+                slot.dirty = true;
+                if was_emitted {
+                    Push::Corrected
+                } else {
+                    Push::Accepted
+                }
+            }
             None => {
-                unicorn.open.insert(minute, MinuteFigures::first(r, offset));
+                unicorn.minutes.insert(
+                    start,
+                    Slot {
+                        state: MinuteState::first(r, offset, now_ms),
+                        dirty: true,
+                    },
+                );
                 Push::Accepted
             }
         };
-        if pushed == Push::Duplicate {
-            self.duplicates += 1;
-        }
-        if ms > unicorn.latest_ms {
-            unicorn.latest_ms = ms;
-            let horizon = ms.saturating_sub(self.lateness_ms);
-            unicorn.close_before(&r.name, minute_of(horizon), &mut self.closed);
+        unicorn.pending.insert(start);
+        unicorn.latest_ms = Some(unicorn.latest_ms.map_or(ms, |l| l.max(ms)));
+        self.counts.accepted += 1;
+        if pushed == Push::Corrected {
+            self.counts.corrected += 1;
         }
         pushed
     }
 
-    /// Closes every minute that ends at or before `t`, for every unicorn:
-    /// the idle flush, for unicorns that stopped sending. Readings for those
-    /// minutes that arrive afterwards are late.
-    pub fn flush_before(&mut self, t: StatusTime) {
-        let before = minute_of(t.epoch_millis());
-        for (name, unicorn) in &mut self.unicorns {
-            unicorn.close_before(name, before, &mut self.closed);
-        }
+    /// The minutes due at wall time `now_ms`: not emitted as they stand, and
+    /// either passed by their unicorn's clock by the allowed lateness or idle
+    /// for `idle_after`. Ordered by minute, then unicorn.
+    pub fn due(&self, now_ms: i64) -> Vec<DueMinute> {
+        self.collect_due(|u, start, slot| {
+            u.latest_ms
+                .is_some_and(|l| l >= start + MINUTE_MS + self.lateness_ms)
+                || slot.state.touched_ms <= now_ms.saturating_sub(self.idle_ms)
+        })
     }
 
-    /// Closes the minutes of unicorns that fell silent: every minute that
-    /// ended more than `idle` before the latest reading of any unicorn. Event
-    /// time throughout, so a replay of old data flushes exactly as live data
-    /// did. `idle` should exceed the allowed lateness, or it closes minutes
-    /// that active unicorns are still filling.
-    pub fn flush_idle(&mut self, idle: Duration) {
-        let Some(latest) = self.unicorns.values().map(|u| u.latest_ms).max() else {
-            return;
-        };
-        let idle_ms = i64::try_from(idle.as_millis()).unwrap_or(i64::MAX);
-        self.flush_before(StatusTime::from_trusted_millis(
-            latest.saturating_sub(idle_ms).max(0),
-        ));
+    /// Every minute not emitted as it stands: the end of the input, or a
+    /// whole shard fallen silent.
+    pub fn due_all(&self) -> Vec<DueMinute> {
+        self.collect_due(|_, _, _| true)
     }
 
-    /// Closes every open minute: the end of the input.
-    pub fn flush_all(&mut self) {
-        for (name, unicorn) in &mut self.unicorns {
-            if let Some((&last, _)) = unicorn.open.last_key_value() {
-                unicorn.close_before(name, last + MINUTE_MS, &mut self.closed);
-            }
-        }
-    }
-
-    /// The minutes closed since the last call, each as its aggregate.
-    pub fn take_closed(&mut self) -> Vec<Result<Aggregate, ClosedMinuteError>> {
-        std::mem::take(&mut self.closed)
-    }
-
-    /// How many minutes are open, across all unicorns.
-    pub fn open_minutes(&self) -> usize {
-        self.unicorns.values().map(|u| u.open.len()).sum()
-    }
-
-    /// Readings that arrived after their minute had closed.
-    pub fn late_count(&self) -> u64 {
-        self.late
-    }
-
-    /// Readings dropped as duplicates of one already folded in.
-    pub fn duplicate_count(&self) -> u64 {
-        self.duplicates
-    }
-
-    /// The window as a string map: what a Lambda tumbling window carries
-    /// between invocations. Minutes closed but not yet taken are not part of
-    /// it; take them first.
-    pub fn to_state(&self) -> HashMap<String, String> {
-        let mut state = HashMap::with_capacity(self.unicorns.len() + 1);
-        let meta = serde_json::json!([self.lateness_ms, self.late, self.duplicates]);
-        state.insert(META_KEY.to_owned(), meta.to_string());
+    fn collect_due(&self, is_due: impl Fn(&UnicornMinutes, i64, &Slot) -> bool) -> Vec<DueMinute> {
+        let mut due = Vec::new();
         for (name, u) in &self.unicorns {
-            let open: Vec<_> = u
-                .open
-                .iter()
-                .map(|(minute, f)| {
-                    let seen: Vec<u8> = f.seen.iter().flat_map(|o| o.to_be_bytes()).collect();
-                    StoredMinute(
-                        *minute,
-                        f.distance,
-                        f.min_magic,
-                        f.max_magic,
-                        f.min_health,
-                        f.max_health,
-                        B64.encode(seen),
-                    )
-                })
-                .collect();
-            let entry = StoredUnicorn(u.latest_ms, u.closed_before_ms, open);
-            state.insert(
-                format!("{UNICORN_KEY_PREFIX}{name}"),
-                serde_json::to_string(&entry).unwrap_or_default(),
-            );
+            for &start in &u.pending {
+                let Some(slot) = u.minutes.get(&start) else {
+                    continue;
+                };
+                if is_due(u, start, slot) {
+                    due.push(DueMinute {
+                        name: name.clone(),
+                        minute_ms: start,
+                        aggregate: slot.state.aggregate(name, start),
+                    });
+                }
+            }
         }
-        state
+        due.sort_by(|a, b| (a.minute_ms, &a.name).cmp(&(b.minute_ms, &b.name)));
+        due
     }
 
-    /// Restores a window from [`MinuteWindow::to_state`]. An empty map is an
-    /// empty window with `allowed_lateness`; otherwise the lateness stored
-    /// with the state wins, so a window keeps its rules across invocations.
-    pub fn from_state(
-        state: &HashMap<String, String>,
-        allowed_lateness: Duration,
-    ) -> Result<Self, StateError> {
-        let mut window = Self::new(allowed_lateness);
-        for (key, value) in state {
-            let corrupt = |reason: String| StateError::Corrupt {
-                key: key.clone(),
-                reason,
-            };
-            if key == META_KEY {
-                let (lateness, late, duplicates): (i64, u64, u64) =
-                    serde_json::from_str(value).map_err(|e| corrupt(e.to_string()))?;
-                window.lateness_ms = lateness;
-                window.late = late;
-                window.duplicates = duplicates;
+    /// Records that these minutes were put on the output stream (or kept as
+    /// rejects) as they stand now.
+    pub fn emitted<'a>(&mut self, minutes: impl IntoIterator<Item = (&'a UnicornName, i64)>) {
+        for (name, start) in minutes {
+            let Some(u) = self.unicorns.get_mut(name) else {
                 continue;
-            }
-            let Some(name) = key.strip_prefix(UNICORN_KEY_PREFIX) else {
-                return Err(StateError::UnknownKey { key: key.clone() });
             };
-            let name = UnicornName::new(name).map_err(|e| corrupt(e.to_string()))?;
-            let StoredUnicorn(latest_ms, closed_before_ms, minutes) =
-                serde_json::from_str(value).map_err(|e| corrupt(e.to_string()))?;
-            let mut open = BTreeMap::new();
-            for StoredMinute(
-                minute,
-                distance,
-                min_magic,
-                max_magic,
-                min_health,
-                max_health,
-                seen,
-            ) in minutes
-            {
-                let bytes = B64.decode(seen).map_err(|e| corrupt(e.to_string()))?;
-                let in_range = StatusTime::from_epoch_millis(minute).is_ok();
-                if bytes.len() % 2 != 0 || minute_of(minute) != minute || !in_range {
-                    return Err(corrupt(format!("minute {minute} is malformed")));
-                }
-                let seen = bytes
-                    .chunks_exact(2)
-                    .map(|p| u16::from_be_bytes([p[0], p[1]]))
-                    .collect();
-                open.insert(
-                    minute,
-                    MinuteFigures {
-                        distance,
-                        min_magic,
-                        max_magic,
-                        min_health,
-                        max_health,
-                        seen,
-                    },
-                );
+            if let Some(slot) = u.minutes.get_mut(&start) {
+                slot.state.emitted = true;
+                slot.dirty = true;
             }
-            window.unicorns.insert(
-                name,
-                UnicornMinutes {
-                    latest_ms,
-                    closed_before_ms,
-                    open,
-                },
-            );
+            u.pending.remove(&start);
         }
-        Ok(window)
+    }
+
+    /// The minutes changed since they were loaded or stored.
+    pub fn dirty(&self) -> Vec<DirtyMinute> {
+        let mut out = Vec::new();
+        for (name, u) in &self.unicorns {
+            for (&start, slot) in &u.minutes {
+                if slot.dirty {
+                    out.push(DirtyMinute {
+                        name: name.clone(),
+                        minute_ms: start,
+                        state: slot.state.clone(),
+                    });
+                }
+            }
+        }
+        out
+    }
+
+    /// Records that the store now holds `stored` (as [`MinuteWindow::dirty`]
+    /// gave them) under the given versions, then forgets the minutes that
+    /// are stored, emitted and beyond their unicorn's horizon.
+    pub fn stored(&mut self, stored: &[(DirtyMinute, u64)]) {
+        for (minute, version) in stored {
+            let Some(u) = self.unicorns.get_mut(&minute.name) else {
+                continue;
+            };
+            if let Some(slot) = u.minutes.get_mut(&minute.minute_ms) {
+                slot.state.version = *version;
+                // Clean only if nothing changed since `dirty` was taken.
+                let unchanged = slot.state
+                    == MinuteState {
+                        version: *version,
+                        ..minute.state.clone()
+                    };
+                if unchanged {
+                    slot.dirty = false;
+                }
+            }
+        }
+        let horizon_ms = self.horizon_ms;
+        for u in self.unicorns.values_mut() {
+            let Some(latest) = u.latest_ms else { continue };
+            let forget_before = latest.saturating_sub(horizon_ms);
+            u.minutes.retain(|&start, slot| {
+                start + MINUTE_MS > forget_before || slot.dirty || !slot.state.emitted
+            });
+        }
+    }
+
+    /// Drops the unicorns with nothing left to emit or store whose last
+    /// reading was folded in before wall time `before_ms`: a long-running
+    /// consumer's cache does not grow with every unicorn it ever saw. They
+    /// are loaded again if they come back.
+    pub fn evict_quiet(&mut self, before_ms: i64) -> usize {
+        let before = self.unicorns.len();
+        self.unicorns.retain(|_, u| {
+            !u.pending.is_empty()
+                || u.minutes
+                    .values()
+                    .any(|s| s.dirty || s.state.touched_ms >= before_ms)
+        });
+        before - self.unicorns.len()
+    }
+
+    /// Minutes not emitted as they stand, across all unicorns.
+    pub fn open_minutes(&self) -> usize {
+        self.unicorns.values().map(|u| u.pending.len()).sum()
+    }
+
+    /// Minutes held, emitted or not, across all unicorns.
+    pub fn minutes(&self) -> usize {
+        self.unicorns.values().map(|u| u.minutes.len()).sum()
+    }
+
+    /// Unicorns held.
+    pub fn unicorns(&self) -> usize {
+        self.unicorns.len()
+    }
+
+    /// What the window did with readings since it was made.
+    pub fn counts(&self) -> WindowCounts {
+        self.counts
     }
 }
-
-/// A unicorn's entry in the serialised state: latest ms, closed-before ms, open minutes.
-#[derive(Serialize, Deserialize)]
-struct StoredUnicorn(i64, i64, Vec<StoredMinute>);
-
-/// An open minute in the serialised state: start, distance, min/max magic,
-/// min/max health, and the seen offsets as base64 big-endian u16s.
-#[derive(Serialize, Deserialize)]
-struct StoredMinute(i64, i64, i16, i16, i16, i16, String);
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    const DAY: i64 = 1_455_235_200_000; // 2016-02-12 00:00:00
+
     /// A reading of `name` at `ms` after 2016-02-12 00:00:00 with the given figures.
     fn reading(name: &str, ms: i64, distance: i16, magic: i16, health: i16) -> Reading {
         Reading {
             name: UnicornName::new(name).unwrap(),
-            status_time: StatusTime::from_epoch_millis(1_455_235_200_000 + ms).unwrap(),
+            status_time: StatusTime::from_epoch_millis(DAY + ms).unwrap(),
             latitude: 40.749167,
             longitude: -73.985184,
             distance,
@@ -441,154 +541,200 @@ mod tests {
         }
     }
 
-    fn closed(window: &mut MinuteWindow) -> Vec<Aggregate> {
-        let mut out: Vec<_> = window
-            .take_closed()
-            .into_iter()
-            .map(Result::unwrap)
-            .collect();
-        out.sort_by(|a, b| (a.status_time, &a.name).cmp(&(b.status_time, &b.name)));
-        out
+    fn rules(lateness_s: u64) -> WindowRules {
+        WindowRules {
+            allowed_lateness: Duration::from_secs(lateness_s),
+            horizon: DEFAULT_HORIZON,
+            idle_after: DEFAULT_IDLE_AFTER,
+        }
+    }
+
+    /// Emits what is due at `now`, as a real consumer would, and returns it.
+    fn emit(w: &mut MinuteWindow, now: i64) -> Vec<Aggregate> {
+        let due = w.due(now);
+        w.emitted(due.iter().map(|d| (&d.name, d.minute_ms)));
+        due.into_iter().map(|d| d.aggregate.unwrap()).collect()
     }
 
     #[test]
-    fn a_minute_closes_once_later_data_passes_the_lateness() {
-        let mut w = MinuteWindow::new(Duration::from_secs(10));
+    fn a_minute_is_due_once_its_unicorns_clock_passes_the_lateness() {
+        let mut w = MinuteWindow::new(rules(10));
         assert_eq!(
-            w.push(&reading("Shadowfax", 1_000, 100, 150, 150)),
+            w.push(&reading("Shadowfax", 1_000, 100, 150, 150), 0),
             Push::Accepted
         );
-        assert_eq!(
-            w.push(&reading("Shadowfax", 59_000, 120, 149, 151)),
-            Push::Accepted
-        );
-        assert_eq!(
-            w.push(&reading("Shadowfax", 65_000, 110, 148, 152)),
-            Push::Accepted
-        );
+        w.push(&reading("Shadowfax", 59_000, 120, 149, 151), 0);
+        w.push(&reading("Shadowfax", 65_000, 110, 148, 152), 0);
         assert!(
-            closed(&mut w).is_empty(),
+            emit(&mut w, 0).is_empty(),
             "12:01:05 is within 10 s of the minute's end"
         );
-        assert_eq!(
-            w.push(&reading("Shadowfax", 70_000, 110, 148, 152)),
-            Push::Accepted
-        );
-        let out = closed(&mut w);
+        w.push(&reading("Shadowfax", 70_000, 110, 148, 152), 0);
+        let out = emit(&mut w, 0);
         assert_eq!(out.len(), 1);
         assert_eq!(
             out[0].to_json(),
             r#"{"Name":"Shadowfax","StatusTime":"2016-02-12 00:00:00.000","Distance":220,"MinMagicPoints":149,"MaxMagicPoints":150,"MinHealthPoints":150,"MaxHealthPoints":151}"#
         );
         assert_eq!(w.open_minutes(), 1);
-    }
-
-    #[test]
-    fn late_readings_are_counted_not_folded() {
-        let mut w = MinuteWindow::new(Duration::from_secs(5));
-        w.push(&reading("Shadowfax", 30_000, 100, 150, 150));
-        w.push(&reading("Shadowfax", 66_000, 100, 150, 150));
-        assert_eq!(closed(&mut w).len(), 1);
-        assert_eq!(
-            w.push(&reading("Shadowfax", 59_999, 100, 10, 150)),
-            Push::Late
-        );
-        assert_eq!(w.late_count(), 1);
-        assert!(closed(&mut w).is_empty());
-    }
-
-    #[test]
-    fn duplicates_do_not_double_the_distance() {
-        let mut w = MinuteWindow::new(Duration::ZERO);
-        let r = reading("Shadowfax", 1_500, 100, 150, 150);
-        assert_eq!(w.push(&r), Push::Accepted);
-        assert_eq!(w.push(&r), Push::Duplicate);
-        w.flush_all();
-        assert_eq!(closed(&mut w)[0].distance, 100);
-        assert_eq!(w.duplicate_count(), 1);
-    }
-
-    #[test]
-    fn unicorns_keep_their_own_clocks() {
-        let mut w = MinuteWindow::new(Duration::ZERO);
-        w.push(&reading("Shadowfax", 1_000, 1, 1, 1));
-        w.push(&reading("Rocinante", 300_000, 1, 1, 1));
         assert!(
-            closed(&mut w).is_empty(),
+            emit(&mut w, 0).is_empty(),
+            "an emitted minute is not due again unchanged"
+        );
+    }
+
+    #[test]
+    fn a_reading_after_its_minute_was_emitted_makes_it_due_again_complete() {
+        let mut w = MinuteWindow::new(rules(5));
+        w.push(&reading("Shadowfax", 30_000, 100, 150, 150), 0);
+        w.push(&reading("Shadowfax", 66_000, 100, 150, 150), 0);
+        assert_eq!(emit(&mut w, 0)[0].distance, 100);
+        assert_eq!(
+            w.push(&reading("Shadowfax", 59_999, 7, 10, 150), 0),
+            Push::Corrected
+        );
+        let again = emit(&mut w, 0);
+        assert_eq!(again.len(), 1);
+        assert_eq!((again[0].distance, again[0].min_magic_points), (107, 10));
+        assert_eq!(w.counts().corrected, 1);
+    }
+
+    #[test]
+    fn duplicates_are_recognised_after_the_minute_was_emitted() {
+        let mut w = MinuteWindow::new(rules(0));
+        let r = reading("Shadowfax", 1_500, 100, 150, 150);
+        assert_eq!(w.push(&r, 0), Push::Accepted);
+        w.push(&reading("Shadowfax", 61_000, 1, 1, 1), 0);
+        assert_eq!(emit(&mut w, 0).len(), 1);
+        assert_eq!(w.push(&r, 0), Push::Duplicate);
+        assert!(emit(&mut w, 0).is_empty());
+        assert_eq!(w.counts().duplicates, 1);
+    }
+
+    #[test]
+    fn other_unicorns_clocks_close_nothing() {
+        let mut w = MinuteWindow::new(rules(0));
+        w.push(&reading("Shadowfax", 1_000, 1, 1, 1), 0);
+        w.push(&reading("Rocinante", 3_600_000, 1, 1, 1), 0);
+        assert!(
+            emit(&mut w, 1_000).is_empty(),
             "another unicorn's clock closes nothing"
         );
-        w.flush_before(StatusTime::from_epoch_millis(1_455_235_200_000 + 60_000).unwrap());
-        assert_eq!(closed(&mut w).len(), 1);
-        assert_eq!(w.push(&reading("Shadowfax", 2_000, 1, 1, 1)), Push::Late);
+        assert_eq!(
+            w.push(&reading("Shadowfax", 2_000, 1, 1, 1), 1_000),
+            Push::Accepted
+        );
     }
 
     #[test]
-    fn silent_unicorns_are_flushed_by_the_others_clock() {
-        let mut w = MinuteWindow::new(Duration::from_secs(10));
-        w.push(&reading("Shadowfax", 1_000, 1, 1, 1));
-        w.push(&reading("Rocinante", 100_000, 1, 1, 1));
-        w.flush_idle(Duration::from_secs(60));
-        assert!(
-            closed(&mut w).is_empty(),
-            "Shadowfax's minute ended only 40 s before"
+    fn a_silent_minute_is_due_after_the_idle_time_of_wall_clock() {
+        let mut w = MinuteWindow::new(rules(10));
+        w.push(&reading("Shadowfax", 1_000, 1, 1, 1), 5_000);
+        assert!(emit(&mut w, 34_999).is_empty());
+        assert_eq!(emit(&mut w, 35_000).len(), 1);
+    }
+
+    #[test]
+    fn a_reading_beyond_the_horizon_is_refused_with_the_newest_time() {
+        let mut w = MinuteWindow::new(rules(10));
+        w.push(&reading("Shadowfax", 3_700_000, 1, 1, 1), 0);
+        let push = w.push(&reading("Shadowfax", 99_999, 1, 1, 1), 0);
+        assert_eq!(
+            push,
+            Push::BeyondHorizon {
+                newest: StatusTime::from_epoch_millis(DAY + 3_700_000).unwrap()
+            }
         );
-        w.push(&reading("Rocinante", 125_000, 1, 1, 1));
-        w.flush_idle(Duration::from_secs(60));
-        let out = closed(&mut w);
-        assert_eq!(out.len(), 1);
-        assert_eq!(out[0].name.as_str(), "Shadowfax");
+        assert_eq!(
+            w.push(&reading("Shadowfax", 100_000, 1, 1, 1), 0),
+            Push::Accepted
+        );
+    }
+
+    #[test]
+    fn stored_minutes_beyond_the_horizon_are_forgotten_not_the_newest() {
+        let mut w = MinuteWindow::new(rules(0));
+        w.push(&reading("Shadowfax", 0, 1, 1, 1), 0);
+        w.push(&reading("Shadowfax", 3_700_000, 1, 1, 1), 0);
+        emit(&mut w, 0);
+        let dirty: Vec<_> = w.dirty().into_iter().map(|d| (d, 1)).collect();
+        assert_eq!(dirty.len(), 2);
+        w.stored(&dirty);
+        assert_eq!(
+            w.minutes(),
+            1,
+            "the first minute ended more than an hour before"
+        );
+        assert!(w.dirty().is_empty());
+    }
+
+    #[test]
+    fn a_restored_unicorn_keeps_its_clock_and_its_duplicates() {
+        let mut w = MinuteWindow::new(rules(0));
+        w.push(&reading("Shadowfax", 1_000, 5, 1, 1), 0);
+        w.push(&reading("Shadowfax", 61_000, 5, 1, 1), 0);
+        emit(&mut w, 0);
+        let stored: Vec<_> = w
+            .dirty()
+            .into_iter()
+            .map(|d| {
+                (
+                    d.minute_ms,
+                    MinuteState {
+                        version: 1,
+                        ..d.state
+                    },
+                )
+            })
+            .collect();
+        let mut again = MinuteWindow::new(rules(0));
+        again.restore(UnicornName::new("Shadowfax").unwrap(), stored);
+        assert_eq!(
+            again.push(&reading("Shadowfax", 1_000, 5, 1, 1), 0),
+            Push::Duplicate
+        );
+        assert_eq!(
+            again.push(&reading("Shadowfax", 2_000, 5, 1, 1), 0),
+            Push::Corrected
+        );
+        assert!(matches!(
+            again.push(&reading("Shadowfax", 61_000 - 3_600_001, 5, 1, 1), 0),
+            Push::BeyondHorizon { .. }
+        ));
+        let dirty = again.dirty();
+        assert_eq!(dirty.len(), 1);
+        assert_eq!((dirty[0].state.version, dirty[0].state.distance), (1, 10));
     }
 
     #[test]
     fn a_distance_past_smallint_is_reported_not_wrapped() {
-        let mut w = MinuteWindow::new(Duration::ZERO);
-        w.push(&reading("Shadowfax", 0, 30_000, 1, 1));
-        w.push(&reading("Shadowfax", 1, 30_000, 1, 1));
-        w.flush_all();
-        let out = w.take_closed();
-        let err = out[0].clone().unwrap_err();
+        let mut w = MinuteWindow::new(rules(0));
+        w.push(&reading("Shadowfax", 0, 30_000, 1, 1), 0);
+        w.push(&reading("Shadowfax", 1, 30_000, 1, 1), 0);
+        let due = w.due_all();
+        let err = due[0].aggregate.clone().unwrap_err();
         assert_eq!(
             err.to_string(),
             "minute 2016-02-12 00:00:00.000 of unicorn Shadowfax cannot be aggregated: field Distance is 60000, outside 0..=32767"
         );
     }
 
-    /// What a Lambda tumbling window must carry: a shard takes at most 1,000
-    /// readings a second, so at most 1,000 unicorns at one reading a second.
     #[test]
-    fn a_full_shard_of_unicorns_fits_the_lambda_state_limit() {
-        let mut w = MinuteWindow::new(Duration::from_secs(10));
-        for u in 0..1000 {
-            let name = format!("Unicorn-{u:04}");
-            // A full minute, and the first 10 s of the next (the boundary).
-            for s in 0..70 {
-                w.push(&reading(&name, s * 1000 + 189, 150, 120, 130));
-            }
-        }
-        assert_eq!(w.open_minutes(), 2000);
-        let bytes: usize = w.to_state().iter().map(|(k, v)| k.len() + v.len()).sum();
-        let per_unicorn = bytes / 1000;
-        eprintln!("window state: {bytes} bytes for 1000 unicorns, {per_unicorn} per unicorn");
-        assert!(per_unicorn < 400, "{per_unicorn} bytes per unicorn");
-        assert!(bytes < 1024 * 1024 / 2, "{bytes} bytes for a full shard");
-    }
-
-    #[test]
-    fn corrupt_state_is_refused_with_the_key() {
-        let state = HashMap::from([("u/Shadowfax".to_owned(), "[1,2".to_owned())]);
-        assert!(matches!(
-            MinuteWindow::from_state(&state, DEFAULT_ALLOWED_LATENESS),
-            Err(StateError::Corrupt { key, .. }) if key == "u/Shadowfax"
-        ));
-        let state = HashMap::from([("other".to_owned(), "1".to_owned())]);
-        assert!(matches!(
-            MinuteWindow::from_state(&state, DEFAULT_ALLOWED_LATENESS),
-            Err(StateError::UnknownKey { .. })
-        ));
+    fn quiet_clean_unicorns_are_evicted_busy_ones_kept() {
+        let mut w = MinuteWindow::new(rules(0));
+        w.push(&reading("Shadowfax", 0, 1, 1, 1), 0);
+        w.push(&reading("Rocinante", 0, 1, 1, 1), 100_000);
+        let due = w.due_all();
+        w.emitted(due.iter().map(|d| (&d.name, d.minute_ms)));
+        assert_eq!(w.evict_quiet(50_000), 0, "dirty minutes are never evicted");
+        let dirty: Vec<_> = w.dirty().into_iter().map(|d| (d, 1)).collect();
+        w.stored(&dirty);
+        assert_eq!(w.evict_quiet(50_000), 1);
+        assert!(w.knows(&UnicornName::new("Rocinante").unwrap()));
     }
 
     /// A few unicorns, each sending one reading per second with jittered
-    /// milliseconds, over a few minutes.
+    /// milliseconds, over a few minutes; some in the same second twice.
     fn fleet() -> impl Strategy<Value = Vec<Reading>> {
         prop::collection::vec(
             (
@@ -603,93 +749,78 @@ mod tests {
         )
         .prop_map(|rows| {
             let names = ["Shadowfax", "Rocinante", "Bucephalus"];
+            // One reading per unicorn and millisecond: a duplicate is the
+            // same reading delivered again, which the replays add.
             let mut seen = std::collections::HashSet::new();
             rows.into_iter()
-                .filter(|&(u, s, _, _, _, _)| seen.insert((u, s)))
+                .filter(|&(u, s, ms, ..)| seen.insert((u, s * 1000 + ms)))
                 .map(|(u, s, ms, d, m, h)| reading(names[u], s * 1000 + ms, d, m, h))
                 .collect()
         })
     }
 
-    /// The aggregates of `readings` taken in time order in one go.
-    fn reference(readings: &[Reading], lateness: Duration) -> Vec<Aggregate> {
-        let mut sorted = readings.to_vec();
-        sorted.sort_by_key(|r| r.status_time);
-        let mut w = MinuteWindow::new(lateness);
-        for r in &sorted {
-            assert_eq!(w.push(r), Push::Accepted);
+    /// The aggregates of `readings` by plain arithmetic: per unicorn and
+    /// minute, each (unicorn, millisecond) counted once, first one wins.
+    fn expected(readings: &[Reading]) -> BTreeMap<(i64, String), (i64, i16, i16, i16, i16)> {
+        let mut first = BTreeMap::new();
+        for r in readings {
+            first
+                .entry((r.name.to_string(), r.status_time.epoch_millis()))
+                .or_insert(r);
         }
-        w.flush_all();
-        closed(&mut w)
+        let mut out: BTreeMap<(i64, String), (i64, i16, i16, i16, i16)> = BTreeMap::new();
+        for ((name, ms), r) in first {
+            let e = out.entry((ms - ms.rem_euclid(60_000), name)).or_insert((
+                0,
+                i16::MAX,
+                i16::MIN,
+                i16::MAX,
+                i16::MIN,
+            ));
+            e.0 += i64::from(r.distance);
+            e.1 = e.1.min(r.magic_points);
+            e.2 = e.2.max(r.magic_points);
+            e.3 = e.3.min(r.health_points);
+            e.4 = e.4.max(r.health_points);
+        }
+        out
     }
 
     proptest! {
+        /// Whatever the order, the last emission of every minute is exact.
         #[test]
-        fn arrival_order_within_the_lateness_does_not_matter(
+        fn any_order_gives_the_exact_last_emission(
             readings in fleet(),
-            jitter in prop::collection::vec(0i64..=10_000, 300),
+            order in prop::collection::vec(any::<u32>(), 300),
+            due_every in 1usize..40,
         ) {
-            let lateness = Duration::from_secs(10);
-            // Each reading arrives at its time plus up to the lateness: any
-            // reading then trails every earlier arrival by at most the lateness.
-            let mut arrival: Vec<_> = readings.iter().zip(&jitter)
-                .map(|(r, j)| (r.status_time.epoch_millis() + j, r.clone()))
-                .collect();
-            arrival.sort_by_key(|(at, _)| *at);
-            let mut w = MinuteWindow::new(lateness);
-            for (_, r) in &arrival {
-                prop_assert_eq!(w.push(r), Push::Accepted);
-            }
-            w.flush_all();
-            prop_assert_eq!(closed(&mut w), reference(&readings, lateness));
-            prop_assert_eq!(w.late_count(), 0);
-        }
-
-        #[test]
-        fn any_batching_with_state_carried_gives_the_same_aggregates(
-            readings in fleet(),
-            cuts in prop::collection::vec(0usize..300, 0..20),
-            duplicate_every in 2usize..10,
-        ) {
-            let lateness = Duration::from_secs(10);
-            let mut sorted = readings.clone();
-            sorted.sort_by_key(|r| r.status_time);
-            // At-least-once: some readings come twice, right after themselves.
-            let delivered: Vec<_> = sorted.iter().enumerate()
-                .flat_map(|(i, r)| std::iter::repeat_n(r, if i % duplicate_every == 0 { 2 } else { 1 }))
-                .cloned()
-                .collect();
-            let mut cuts: Vec<_> = cuts.into_iter().map(|c| c.min(delivered.len())).collect();
-            cuts.push(0);
-            cuts.push(delivered.len());
-            cuts.sort_unstable();
-            let mut state = HashMap::new();
-            let mut out = Vec::new();
-            for pair in cuts.windows(2) {
-                let mut w = MinuteWindow::from_state(&state, lateness).unwrap();
-                for r in &delivered[pair[0]..pair[1]] {
-                    w.push(r);
+            let mut shuffled: Vec<_> = readings.iter().cloned().zip(order).collect();
+            shuffled.sort_by_key(|(_, k)| *k);
+            let mut w = MinuteWindow::new(rules(10));
+            let mut table = BTreeMap::new();
+            for (i, (r, _)) in shuffled.iter().enumerate() {
+                w.push(r, i as i64);
+                if i % due_every == 0 {
+                    for a in emit(&mut w, i as i64) {
+                        table.insert((a.status_time.epoch_millis(), a.name.to_string()), a);
+                    }
                 }
-                out.extend(closed(&mut w));
-                state = w.to_state();
             }
-            let mut w = MinuteWindow::from_state(&state, lateness).unwrap();
-            w.flush_all();
-            out.extend(closed(&mut w));
-            out.sort_by(|a, b| (a.status_time, &a.name).cmp(&(b.status_time, &b.name)));
-            prop_assert_eq!(out, reference(&readings, lateness));
-            prop_assert_eq!(w.duplicate_count() as usize, delivered.len() - sorted.len());
-        }
-
-        #[test]
-        fn state_round_trips(readings in fleet()) {
-            let mut w = MinuteWindow::new(Duration::from_secs(10));
-            for r in &readings {
-                w.push(r);
+            let due = w.due_all();
+            w.emitted(due.iter().map(|d| (&d.name, d.minute_ms)));
+            for d in due {
+                let a = d.aggregate.unwrap();
+                table.insert((a.status_time.epoch_millis(), a.name.to_string()), a);
             }
-            w.take_closed();
-            let restored = MinuteWindow::from_state(&w.to_state(), Duration::ZERO).unwrap();
-            prop_assert_eq!(restored, w);
+            let got: BTreeMap<_, _> = table
+                .into_iter()
+                .map(|(k, a)| {
+                    let f = (i64::from(a.distance), a.min_magic_points, a.max_magic_points,
+                        a.min_health_points, a.max_health_points);
+                    (k, f)
+                })
+                .collect();
+            prop_assert_eq!(got, expected(&readings));
         }
     }
 }

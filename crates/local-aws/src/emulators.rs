@@ -370,6 +370,7 @@ mod tests {
             name: "Rides".to_owned(),
             partition_key: KeyAttribute::string("Unicorn"),
             sort_key: Some(KeyAttribute::number("At")),
+            indexes: Vec::new(),
         }
     }
 

@@ -6,7 +6,8 @@
 use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType, TableStatus,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
+    ProjectionType, ScalarAttributeType, TableStatus,
 };
 use aws_sdk_kinesis::types::StreamStatus;
 
@@ -33,6 +34,19 @@ pub struct TableSpec {
     /// The partition (HASH) key.
     pub partition_key: KeyAttribute,
     /// The sort (RANGE) key, if items sharing a partition key are ordered.
+    pub sort_key: Option<KeyAttribute>,
+    /// Global secondary indexes, each projecting the keys only.
+    pub indexes: Vec<IndexSpec>,
+}
+
+/// A global secondary index of a table (keys-only projection).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IndexSpec {
+    /// Index name.
+    pub name: String,
+    /// Its partition (HASH) key.
+    pub partition_key: KeyAttribute,
+    /// Its sort (RANGE) key.
     pub sort_key: Option<KeyAttribute>,
 }
 
@@ -146,20 +160,45 @@ pub async fn ensure_table(
         .create_table()
         .table_name(&spec.name)
         .billing_mode(BillingMode::PayPerRequest);
+    let element = |key: &KeyAttribute, key_type| {
+        KeySchemaElement::builder()
+            .attribute_name(&key.name)
+            .key_type(key_type)
+            .build()
+            .map_err(|err| dynamodb_error("CreateTable")(err.into()))
+    };
+    let mut defined: Vec<&KeyAttribute> = Vec::new();
     for (key, key_type) in keys {
+        request = request.key_schema(element(key, key_type)?);
+        defined.push(key);
+    }
+    for index in &spec.indexes {
+        let mut gsi = GlobalSecondaryIndex::builder()
+            .index_name(&index.name)
+            .projection(
+                Projection::builder()
+                    .projection_type(ProjectionType::KeysOnly)
+                    .build(),
+            )
+            .key_schema(element(&index.partition_key, KeyType::Hash)?);
+        defined.push(&index.partition_key);
+        if let Some(sort) = &index.sort_key {
+            gsi = gsi.key_schema(element(sort, KeyType::Range)?);
+            defined.push(sort);
+        }
+        request = request.global_secondary_indexes(
+            gsi.build()
+                .map_err(|err| dynamodb_error("CreateTable")(err.into()))?,
+        );
+    }
+    let mut named = std::collections::HashSet::new();
+    for key in defined.into_iter().filter(|k| named.insert(&k.name)) {
         let definition = AttributeDefinition::builder()
             .attribute_name(&key.name)
             .attribute_type(key.kind.clone())
             .build()
             .map_err(|err| dynamodb_error("CreateTable")(err.into()))?;
-        let element = KeySchemaElement::builder()
-            .attribute_name(&key.name)
-            .key_type(key_type)
-            .build()
-            .map_err(|err| dynamodb_error("CreateTable")(err.into()))?;
-        request = request
-            .attribute_definitions(definition)
-            .key_schema(element);
+        request = request.attribute_definitions(definition);
     }
     match request.send().await {
         Ok(_) => tracing::debug!(table = spec.name, "table created"),
@@ -245,6 +284,7 @@ mod tests {
                 name: "Unicorns".to_owned(),
                 partition_key: KeyAttribute::string("Name"),
                 sort_key: None,
+                indexes: Vec::new(),
             };
             ensure_table(&dynamodb, &spec).await.unwrap();
             let described = dynamodb
@@ -278,6 +318,7 @@ mod tests {
                 name: "ab".to_owned(),
                 partition_key: KeyAttribute::string("Name"),
                 sort_key: None,
+                indexes: Vec::new(),
             };
             let err = ensure_table(&local.dynamodb_client(), &spec)
                 .await

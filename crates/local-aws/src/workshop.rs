@@ -6,7 +6,7 @@ pub use wildrydes_core::resources::{
     SENSOR_TABLE,
 };
 
-use crate::{KeyAttribute, LocalAws, LocalAwsError, TableSpec, ensure_stream, ensure_table};
+use crate::{IndexSpec, KeyAttribute, LocalAws, LocalAwsError, TableSpec, ensure_stream, ensure_table};
 
 /// Shards per workshop stream: one, as in the workshop; a few unicorns at one
 /// reading per second are far below one shard's limits.
@@ -25,6 +25,7 @@ pub fn sensor_table() -> TableSpec {
         name: SENSOR_TABLE.to_owned(),
         partition_key: KeyAttribute::string(SENSOR_TABLE_PARTITION_KEY),
         sort_key: Some(KeyAttribute::number(SENSOR_TABLE_SORT_KEY)),
+        indexes: Vec::new(),
     }
 }
 
@@ -34,6 +35,7 @@ pub fn rejects_table() -> TableSpec {
         name: REJECTS_TABLE.to_owned(),
         partition_key: KeyAttribute::string(wildrydes_core::resources::REJECTS_TABLE_KEY[0]),
         sort_key: None,
+        indexes: Vec::new(),
     }
 }
 
@@ -47,15 +49,23 @@ pub fn alarm_state_table() -> TableSpec {
         name: ALARM_TABLE.to_owned(),
         partition_key: KeyAttribute::string("Name"),
         sort_key: None,
+        indexes: Vec::new(),
     }
 }
 
-/// The definition of the aggregator's state table: one item per shard.
+/// The definition of the aggregator's minute store: one item per unicorn
+/// and minute (`Unicorn` S, `Minute` N), with the sparse index of minutes
+/// not yet emitted (`Pending` S, `Touched` N) the scheduled flush queries.
 pub fn aggregator_state_table() -> TableSpec {
     TableSpec {
         name: wildrydes_core::resources::AGGREGATOR_STATE_TABLE.to_owned(),
-        partition_key: KeyAttribute::string("ShardKey"),
-        sort_key: None,
+        partition_key: KeyAttribute::string("Unicorn"),
+        sort_key: Some(KeyAttribute::number("Minute")),
+        indexes: vec![IndexSpec {
+            name: wildrydes_core::minute_store::PENDING_INDEX.to_owned(),
+            partition_key: KeyAttribute::string("Pending"),
+            sort_key: Some(KeyAttribute::number("Touched")),
+        }],
     }
 }
 
