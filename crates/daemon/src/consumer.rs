@@ -34,6 +34,11 @@ pub struct ConsumerConfig {
     /// After this long without records, the pipeline closes what is open
     /// (the aggregator emits its open minutes).
     pub idle_flush_after: Duration,
+    /// Longest time between checkpoints while records are handled: each
+    /// checkpoint first saves the pipeline's state (the aggregator's changed
+    /// minutes), so a longer interval writes less and replays more after a
+    /// crash. Zero checkpoints after every batch.
+    pub checkpoint_interval: Duration,
     /// Most records per GetRecords call.
     pub max_records: i32,
     /// Time a batch may take to be handled, retries included.
@@ -48,6 +53,7 @@ impl Default for ConsumerConfig {
             min_poll_interval: Duration::from_millis(200),
             idle_poll_interval: Duration::from_secs(1),
             idle_flush_after: Duration::from_secs(30),
+            checkpoint_interval: Duration::ZERO,
             max_records: 10_000,
             batch_timeout: Duration::from_secs(30),
             retry: RetryPolicy {
@@ -98,10 +104,15 @@ pub struct ShardConsumer {
 impl ShardConsumer {
     /// Consumes from `checkpoint` with `state` until the shard ends, the
     /// lease is lost or `stop` is cancelled.
+    ///
+    /// The checkpoint moves only after the pipeline made what it handled
+    /// durable ([`Pipeline::save`]), at most every `checkpoint_interval`; a
+    /// batch that fails, or a save that fails, reads the shard again from
+    /// the last checkpoint (replays are duplicates the pipelines drop).
     pub async fn run(
         self,
         counter: Counter,
-        mut checkpoint: Checkpoint,
+        mut committed: Checkpoint,
         mut state: ShardState,
         stop: CancellationToken,
     ) -> Ended {
@@ -111,33 +122,49 @@ impl ShardConsumer {
         let mut last_call = Instant::now() - self.config.min_poll_interval;
         let mut failures = 0u32;
         let mut idle_since = Instant::now();
+        // Handled, but not yet checkpointed.
+        let mut uncommitted: Option<Checkpoint> = None;
+        let mut committed_at = Instant::now();
         loop {
             if stop.is_cancelled() {
+                if let Some(to) = uncommitted.take() {
+                    match self.commit(&counter, &mut state, to).await {
+                        Err(Commit::Lost) => return Ended::Lost,
+                        // Not saved: the next owner reads it again.
+                        Err(Commit::Replay) | Ok(()) => {}
+                    }
+                }
                 return Ended::Stopped;
             }
             if failures > 0 {
                 let wait = self.config.retry.delay(failures);
                 if pause(&stop, wait).await {
-                    return Ended::Stopped;
+                    continue;
                 }
             }
             let current = match iterator.take() {
                 Some(it) => it,
-                None => match self.iterator_at(&checkpoint).await {
-                    Ok(Some(it)) => it,
-                    Ok(None) => return Ended::ShardEnd,
-                    Err(e) => {
-                        tracing::warn!(shard, error = %e, "cannot get a shard iterator");
-                        failures += 1;
-                        continue;
+                None => {
+                    // Reading again from the checkpoint: what was handled
+                    // since is handled again.
+                    uncommitted = None;
+                    match self.iterator_at(&committed).await {
+                        Ok(Some(it)) => it,
+                        Ok(None) => return Ended::ShardEnd,
+                        Err(e) => {
+                            tracing::warn!(shard, error = %e, "cannot get a shard iterator");
+                            failures += 1;
+                            continue;
+                        }
                     }
-                },
+                }
             };
             let since = last_call.elapsed();
             if since < self.config.min_poll_interval
                 && pause(&stop, self.config.min_poll_interval - since).await
             {
-                return Ended::Stopped;
+                iterator = Some(current);
+                continue;
             }
             last_call = Instant::now();
             let read = self
@@ -185,99 +212,153 @@ impl ShardConsumer {
                 })
                 .collect();
             let next = output.next_shard_iterator;
-            if records.is_empty() {
-                if next.is_none() {
-                    return match self.checkpoint(&counter, &Checkpoint::ShardEnd, None).await {
-                        Ok(()) => Ended::ShardEnd,
-                        Err(_) => Ended::Lost,
-                    };
+            if records.is_empty() && next.is_some() {
+                let all = idle_since.elapsed() >= self.config.idle_flush_after;
+                let deadline = Instant::now() + self.config.batch_timeout;
+                let flushed = self
+                    .pipeline
+                    .flush_idle(&mut state, &self.source, all, deadline)
+                    .await;
+                if let Some(handled) = &flushed {
+                    self.count(handled, 0);
+                    if let Some(error) = &handled.error {
+                        tracing::warn!(shard, error, "idle flush failed; will try again");
+                    }
                 }
-                if idle_since.elapsed() >= self.config.idle_flush_after {
-                    let deadline = Instant::now() + self.config.batch_timeout;
-                    if let Some(handled) = self
-                        .pipeline
-                        .flush_idle(&mut state, &self.source, deadline)
-                        .await
-                    {
-                        self.count(&handled, 0);
-                        if handled.error.is_none() {
-                            if self
-                                .checkpoint(&counter, &checkpoint, handled.state.as_deref())
-                                .await
-                                .is_err()
-                            {
-                                return Ended::Lost;
-                            }
-                        } else {
-                            tracing::warn!(
-                                shard,
-                                error = handled.error.as_deref(),
-                                "idle flush failed; will try again"
-                            );
+                let due = committed_at.elapsed() >= self.config.checkpoint_interval;
+                if (flushed.is_some() || uncommitted.is_some()) && due {
+                    let to = uncommitted.take().unwrap_or_else(|| committed.clone());
+                    match self.commit(&counter, &mut state, to.clone()).await {
+                        Ok(()) => {
+                            committed = to;
+                            committed_at = Instant::now();
+                        }
+                        Err(Commit::Lost) => return Ended::Lost,
+                        Err(Commit::Replay) => {
+                            failures += 1;
+                            continue;
                         }
                     }
+                }
+                if all {
                     idle_since = Instant::now();
                 }
                 iterator = next;
-                if pause(&stop, self.config.idle_poll_interval).await {
-                    return Ended::Stopped;
-                }
+                pause(&stop, self.config.idle_poll_interval).await;
                 continue;
             }
-            idle_since = Instant::now();
-            let started = Instant::now();
-            let handled = self
-                .pipeline
-                .handle(
-                    &mut state,
-                    &self.source,
-                    &records,
-                    started + self.config.batch_timeout,
-                )
-                .await;
-            self.metrics.add(
-                "wildrydes_batch_seconds_sum",
-                pipeline,
-                &shard,
-                started.elapsed().as_secs_f64(),
-            );
-            self.metrics
-                .add("wildrydes_batch_seconds_count", pipeline, &shard, 1.0);
-            self.count(&handled, records.len());
-            if handled.done > 0 {
-                checkpoint = Checkpoint::After(records[handled.done - 1].sequence_number.clone());
-                if let Err(e) = self
-                    .checkpoint(&counter, &checkpoint, handled.state.as_deref())
-                    .await
-                {
-                    tracing::warn!(shard, error = %e, "checkpoint refused: lease lost");
-                    return Ended::Lost;
+            let mut handled_all = true;
+            if !records.is_empty() {
+                idle_since = Instant::now();
+                let started = Instant::now();
+                let handled = self
+                    .pipeline
+                    .handle(
+                        &mut state,
+                        &self.source,
+                        &records,
+                        started + self.config.batch_timeout,
+                    )
+                    .await;
+                self.metrics.add(
+                    "wildrydes_batch_seconds_sum",
+                    pipeline,
+                    &shard,
+                    started.elapsed().as_secs_f64(),
+                );
+                self.metrics
+                    .add("wildrydes_batch_seconds_count", pipeline, &shard, 1.0);
+                self.count(&handled, records.len());
+                if handled.done > 0 {
+                    uncommitted = Some(Checkpoint::After(
+                        records[handled.done - 1].sequence_number.clone(),
+                    ));
+                }
+                if handled.done < records.len() {
+                    tracing::warn!(
+                        shard,
+                        done = handled.done,
+                        of = records.len(),
+                        error = handled.error.as_deref().unwrap_or_default(),
+                        "batch not fully handled; retrying from the checkpoint"
+                    );
+                    handled_all = false;
                 }
             }
-            if handled.done < records.len() {
-                tracing::warn!(
-                    shard,
-                    done = handled.done,
-                    of = records.len(),
-                    error = handled.error.as_deref().unwrap_or_default(),
-                    "batch not fully handled; retrying from the checkpoint"
-                );
+            if next.is_none() && handled_all {
+                // The shard is closed and every record handled: emit every
+                // minute still open (its unicorns go on in the child shards,
+                // which emit them again, complete, as their readings come),
+                // save, and only then let the children start.
+                let deadline = Instant::now() + self.config.batch_timeout;
+                if let Some(handled) = self
+                    .pipeline
+                    .flush_idle(&mut state, &self.source, true, deadline)
+                    .await
+                {
+                    self.count(&handled, 0);
+                    if let Some(error) = &handled.error {
+                        tracing::warn!(
+                            shard,
+                            error,
+                            "cannot emit the open minutes at the shard's end; retrying"
+                        );
+                        failures += 1;
+                        continue;
+                    }
+                }
+                match self
+                    .commit(&counter, &mut state, Checkpoint::ShardEnd)
+                    .await
+                {
+                    Ok(()) => return Ended::ShardEnd,
+                    Err(Commit::Lost) => return Ended::Lost,
+                    Err(Commit::Replay) => {
+                        failures += 1;
+                        continue;
+                    }
+                }
+            }
+            let interval_passed = committed_at.elapsed() >= self.config.checkpoint_interval;
+            if let Some(to) = uncommitted.take_if(|_| interval_passed || !handled_all) {
+                match self.commit(&counter, &mut state, to.clone()).await {
+                    Ok(()) => {
+                        committed = to;
+                        committed_at = Instant::now();
+                    }
+                    Err(Commit::Lost) => return Ended::Lost,
+                    Err(Commit::Replay) => {
+                        failures += 1;
+                        continue;
+                    }
+                }
+            }
+            if !handled_all {
                 failures += 1;
                 continue;
             }
-            match next {
-                Some(next) => iterator = Some(next),
-                None => {
-                    return match self
-                        .checkpoint(&counter, &Checkpoint::ShardEnd, handled.state.as_deref())
-                        .await
-                    {
-                        Ok(()) => Ended::ShardEnd,
-                        Err(_) => Ended::Lost,
-                    };
-                }
-            }
+            iterator = next;
         }
+    }
+
+    /// Makes what was handled durable (the pipeline's save), then moves the
+    /// checkpoint to `to`.
+    async fn commit(
+        &self,
+        counter: &Counter,
+        state: &mut ShardState,
+        to: Checkpoint,
+    ) -> Result<(), Commit> {
+        let deadline = Instant::now() + self.config.batch_timeout;
+        if let Err(error) = self.pipeline.save(state, deadline).await {
+            tracing::warn!(shard = %self.source.shard_id, error, "cannot save the state; reading again from the checkpoint");
+            return Err(Commit::Replay);
+        }
+        if let Err(e) = self.checkpoint(counter, &to).await {
+            tracing::warn!(shard = %self.source.shard_id, error = %e, "checkpoint refused: lease lost");
+            return Err(Commit::Lost);
+        }
+        Ok(())
     }
 
     fn count(&self, handled: &crate::pipeline::Handled, records: usize) {
@@ -339,20 +420,13 @@ impl ShardConsumer {
         &self,
         counter: &Counter,
         checkpoint: &Checkpoint,
-        state: Option<&str>,
     ) -> Result<(), LeaseError> {
         let mut held = counter.lock().await;
         let mut attempt = 0;
         loop {
             match self
                 .leases
-                .checkpoint(
-                    &self.source.shard_id,
-                    &self.worker_id,
-                    *held,
-                    checkpoint,
-                    state,
-                )
+                .checkpoint(&self.source.shard_id, &self.worker_id, *held, checkpoint)
                 .await
             {
                 Ok(next) => {
@@ -369,6 +443,14 @@ impl ShardConsumer {
             }
         }
     }
+}
+
+/// Why a commit did not happen.
+enum Commit {
+    /// The state could not be saved: read again from the checkpoint.
+    Replay,
+    /// The lease is gone: stop without a checkpoint.
+    Lost,
 }
 
 /// Waits `d` unless `stop` comes first; returns whether it did.

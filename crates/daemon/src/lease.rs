@@ -6,10 +6,9 @@
 //! the counter is the fencing token, so a worker that lost its lease can
 //! neither renew it nor move its checkpoint.
 //!
-//! Besides KCL's attributes, a lease may hold `pipelineState`: state that
-//! must move with the checkpoint (the aggregator's open minutes), written
-//! in the same conditional update, so a checkpoint never passes readings
-//! whose minute is still open without their figures.
+//! The lease holds no pipeline state: the aggregator keeps its minutes per
+//! unicorn in its own store (`wildrydes_core::minute_store`), saved before
+//! the checkpoint moves, so they follow the keys across splits and merges.
 
 use std::collections::HashMap;
 
@@ -70,8 +69,6 @@ pub struct Lease {
     pub owner_switches: i64,
     /// Parent shards (`parentShardId`): this lease waits for them to end.
     pub parents: Vec<String>,
-    /// State saved with the checkpoint (`pipelineState`).
-    pub pipeline_state: Option<String>,
 }
 
 /// Why a lease operation failed.
@@ -284,20 +281,15 @@ impl LeaseTable {
         Ok(counter + 1)
     }
 
-    /// Moves the checkpoint of a held lease (and the state that goes with
-    /// it). Returns the new counter.
+    /// Moves the checkpoint of a held lease. Returns the new counter.
     pub async fn checkpoint(
         &self,
         shard_id: &str,
         worker: &str,
         counter: i64,
         checkpoint: &Checkpoint,
-        pipeline_state: Option<&str>,
     ) -> Result<i64, LeaseError> {
-        let mut expression =
-            "SET leaseCounter = :next, checkpoint = :cp, ownerSwitchesSinceCheckpoint = :zero"
-                .to_owned();
-        let mut update = self
+        let update = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -307,12 +299,10 @@ impl LeaseTable {
             .expression_attribute_values(":next", n(counter + 1))
             .expression_attribute_values(":seen", n(counter))
             .expression_attribute_values(":cp", s(checkpoint.as_str()))
-            .expression_attribute_values(":zero", n(0));
-        if let Some(state) = pipeline_state {
-            expression.push_str(", pipelineState = :state");
-            update = update.expression_attribute_values(":state", s(state));
-        }
-        let update = update.update_expression(expression);
+            .expression_attribute_values(":zero", n(0))
+            .update_expression(
+                "SET leaseCounter = :next, checkpoint = :cp, ownerSwitchesSinceCheckpoint = :zero",
+            );
         self.conditional_shard(update.send().await, shard_id, counter, "checkpoint")?;
         Ok(counter + 1)
     }
@@ -413,6 +403,5 @@ fn lease_of(item: &HashMap<String, AttributeValue>) -> Option<Lease> {
             .and_then(|v| v.as_ss().ok())
             .cloned()
             .unwrap_or_default(),
-        pipeline_state: text("pipelineState"),
     })
 }

@@ -2,13 +2,16 @@
 //! the exact core logic its Lambda function runs; only the way records
 //! arrive and progress is kept differs.
 
-use std::collections::HashMap;
 use std::time::Duration;
 
 use tokio::time::Instant;
 use wildrydes_core::aggregation::Aggregator;
 use wildrydes_core::process::{Processor, ShardSource, SourceRecord};
-use wildrydes_core::window::MinuteWindow;
+use wildrydes_core::window::{MinuteWindow, WindowRules};
+
+/// How long a unicorn may go unseen before a shard's consumer drops it from
+/// its cache (it is loaded again from the minute store if it comes back).
+const CACHE_QUIET_AFTER: Duration = Duration::from_secs(600);
 
 /// A pipeline of the daemon.
 #[derive(Debug, Clone)]
@@ -16,8 +19,8 @@ pub enum Pipeline {
     /// `wildrydes-aggregated` to the table: the stream processor.
     Process(Processor),
     /// `wildrydes` to `wildrydes-aggregated`: the aggregator, with the
-    /// lateness its windows allow.
-    Aggregate(Aggregator, Duration),
+    /// rules its windows close and forget minutes by.
+    Aggregate(Aggregator, WindowRules),
     /// `wildrydes` (or `wildrydes-aggregated`) to operators: the low-magic alarm.
     Alarm(std::sync::Arc<wildrydes_alarm::alarm::MagicAlarm>),
 }
@@ -27,18 +30,17 @@ pub enum Pipeline {
 pub enum ShardState {
     /// Nothing: every batch stands alone.
     Stateless,
-    /// The aggregator's open minutes.
+    /// The aggregator's cache of the minute store: the minutes of the
+    /// unicorns this shard carries.
     Window(MinuteWindow),
 }
 
 /// What became of a batch.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Handled {
-    /// How many records, from the start of the batch, are durably handled:
-    /// the checkpoint may move past exactly these.
+    /// How many records, from the start of the batch, are handled: the
+    /// checkpoint may move past exactly these (once the state is saved).
     pub done: usize,
-    /// State to save with that checkpoint.
-    pub state: Option<String>,
     /// Why the rest was not handled.
     pub error: Option<String>,
     /// Records refused by validation (kept as rejects).
@@ -47,6 +49,11 @@ pub struct Handled {
     pub written: usize,
     /// Write calls retried.
     pub retries: u32,
+}
+
+/// Wall time as the minute window takes it.
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
 impl Pipeline {
@@ -59,20 +66,13 @@ impl Pipeline {
         }
     }
 
-    /// The state a shard resumes with, from what its lease saved.
-    pub fn resume(&self, saved: Option<&str>) -> ShardState {
+    /// The state a shard's consumer starts with. The aggregator's minutes
+    /// live in its minute store, keyed by unicorn, and are loaded as the
+    /// shard's records name them: nothing comes from the lease.
+    pub fn resume(&self) -> ShardState {
         match self {
             Pipeline::Process(_) | Pipeline::Alarm(_) => ShardState::Stateless,
-            Pipeline::Aggregate(_, lateness) => {
-                let map: HashMap<String, String> = saved
-                    .and_then(|s| serde_json::from_str(s).ok())
-                    .unwrap_or_default();
-                let window = MinuteWindow::from_state(&map, *lateness).unwrap_or_else(|e| {
-                    tracing::error!(error = %e, "saved window state is unreadable; starting with no open minutes");
-                    MinuteWindow::new(*lateness)
-                });
-                ShardState::Window(window)
-            }
+            Pipeline::Aggregate(_, rules) => ShardState::Window(MinuteWindow::new(*rules)),
         }
     }
 
@@ -89,7 +89,6 @@ impl Pipeline {
                 let outcome = processor.process(source, records, deadline).await;
                 Handled {
                     done: outcome.first_failure.unwrap_or(records.len()),
-                    state: None,
                     error: outcome.error,
                     rejected: outcome.rejected,
                     written: outcome.written,
@@ -100,7 +99,6 @@ impl Pipeline {
                 let outcome = alarm.process(source, records, deadline).await;
                 Handled {
                     done: outcome.first_failure.unwrap_or(records.len()),
-                    state: None,
                     error: outcome.error,
                     rejected: outcome.rejected,
                     written: outcome.notified.len(),
@@ -109,20 +107,16 @@ impl Pipeline {
             }
             (Pipeline::Aggregate(aggregator, _), ShardState::Window(window)) => {
                 match aggregator
-                    .run(window.clone(), source, records, deadline)
+                    .run(window, source, records, now_ms(), deadline)
                     .await
                 {
-                    Ok((next, outcome)) => {
-                        *window = next;
-                        Handled {
-                            done: records.len(),
-                            state: Some(window_json(window)),
-                            error: None,
-                            rejected: outcome.rejected,
-                            written: outcome.emitted.len(),
-                            retries: outcome.retries,
-                        }
-                    }
+                    Ok(outcome) => Handled {
+                        done: records.len(),
+                        error: None,
+                        rejected: outcome.rejected,
+                        written: outcome.emitted.len(),
+                        retries: outcome.retries,
+                    },
                     Err(e) => Handled {
                         error: Some(e.to_string()),
                         ..Handled::default()
@@ -130,38 +124,63 @@ impl Pipeline {
                 }
             }
             (Pipeline::Aggregate(..), ShardState::Stateless) => Handled {
-                error: Some("aggregate pipeline started without its window state".into()),
+                error: Some("aggregate pipeline started without its window".into()),
                 ..Handled::default()
             },
         }
     }
 
-    /// Closes what is still open because no record arrived for a while (the
-    /// producers stopped): the aggregator emits every open minute. `None`
-    /// when there was nothing to do.
+    /// Emits what is due although no record arrived (the minutes whose
+    /// unicorns fell silent); with `all`, every minute not emitted as it
+    /// stands (the shard fell silent). `None` when there was nothing to do.
     pub async fn flush_idle(
         &self,
         state: &mut ShardState,
         source: &ShardSource,
+        all: bool,
         deadline: Instant,
     ) -> Option<Handled> {
-        let ShardState::Window(window) = state else {
+        let (Pipeline::Aggregate(aggregator, _), ShardState::Window(window)) = (self, state) else {
             return None;
         };
         if window.open_minutes() == 0 {
             return None;
         }
-        let mut flushed = window.clone();
-        flushed.flush_all();
-        let mut candidate = ShardState::Window(flushed);
-        let handled = self.handle(&mut candidate, source, &[], deadline).await;
-        if handled.error.is_none() {
-            *state = candidate;
-        }
-        Some(handled)
+        Some(
+            match aggregator
+                .flush(window, source, all, now_ms(), deadline)
+                .await
+            {
+                Ok(outcome) => Handled {
+                    done: 0,
+                    error: None,
+                    rejected: outcome.rejected,
+                    written: outcome.emitted.len(),
+                    retries: outcome.retries,
+                },
+                Err(e) => Handled {
+                    error: Some(e.to_string()),
+                    ..Handled::default()
+                },
+            },
+        )
     }
-}
 
-fn window_json(window: &MinuteWindow) -> String {
-    serde_json::to_string(&window.to_state()).unwrap_or_default()
+    /// Makes what was handled durable before the checkpoint moves past it:
+    /// the aggregator writes the minutes that changed to its store. An
+    /// error means the checkpoint must not move, and the records since the
+    /// last one must be read again.
+    pub async fn save(&self, state: &mut ShardState, deadline: Instant) -> Result<usize, String> {
+        let (Pipeline::Aggregate(aggregator, _), ShardState::Window(window)) = (self, state) else {
+            return Ok(0);
+        };
+        let now = now_ms();
+        let saved = aggregator
+            .save(window, now, deadline)
+            .await
+            .map_err(|e| e.to_string())?;
+        let quiet = i64::try_from(CACHE_QUIET_AFTER.as_millis()).unwrap_or(i64::MAX);
+        window.evict_quiet(now - quiet);
+        Ok(saved.stored)
+    }
 }

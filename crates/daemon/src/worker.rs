@@ -331,7 +331,7 @@ impl Worker {
             metrics: self.metrics.clone(),
             config: self.config.consumer.clone(),
         };
-        let state = self.pipeline.resume(taken.pipeline_state.as_deref());
+        let state = self.pipeline.resume();
         let task = tokio::spawn(consumer.run(
             counter.clone(),
             taken.checkpoint.clone(),

@@ -1,60 +1,71 @@
 //! `WildRydesAggregator`: the per-minute aggregation that replaces the
 //! workshop's Kinesis Data Analytics application. Triggered by `wildrydes`
-//! with a 60 s tumbling window; puts aggregates on `wildrydes-aggregated`.
+//! (plain batches, no tumbling window); puts aggregates on
+//! `wildrydes-aggregated`.
 //!
-//! Within a Lambda window the open minutes travel in the `state` Lambda
-//! carries between invocations. Lambda drops that state after the window's
-//! final invocation, while minutes follow event time and routinely straddle
-//! two windows: so the final invocation saves the open minutes in the
-//! `WindowStore` table, and the first invocation of the next window (which
-//! arrives with an empty state) loads them. Each minute is emitted once,
-//! complete, when the readings show it is over (or its unicorn fell silent).
+//! Each invocation loads the minutes of the unicorns its batch names from
+//! the minute store (one Query per unicorn), folds the readings in, emits
+//! the minutes that are due, and writes the changed minutes back before it
+//! answers, so the next invocation (of this shard, of a child shard after a
+//! split or a merge, in any container) finds them. Nothing is cached
+//! between invocations: another container may have handled the shard
+//! since, and the store's conditional writes would refuse a stale copy
+//! anyway.
+//!
+//! Invocations come only with records, so the same function also runs on
+//! a schedule (an EventBridge rule, every minute in `infra/`): it finds the
+//! minutes that are still not emitted and have had no reading for
+//! `IDLE_AFTER_MS` through the store's pending index, and emits them. A
+//! quiet shard's minutes reach the table at most `IDLE_AFTER_MS` plus one
+//! schedule period after their last reading.
 //!
 //! Environment:
 //! - `OUTPUT_STREAM` (default `wildrydes-aggregated`): where aggregates go.
-//! - `STATE_TABLE_NAME` (default `WildRydesAggregatorState`): open minutes
-//!   between windows (hash key `ShardKey` S).
-//! - `REJECTS_TABLE_NAME` (default `UnicornSensorDataRejects`): bad and late readings.
-//! - `ALLOWED_LATENESS_MS` (default 10000): how far behind its unicorn's
-//!   latest reading a reading may arrive and still count.
-//! - `IDLE_AFTER_MS` (default 120000): event time after which a silent
-//!   unicorn's open minutes are closed anyway.
+//! - `STATE_TABLE_NAME` (default `WildRydesAggregatorMinutes`): the minute store.
+//! - `REJECTS_TABLE_NAME` (default `UnicornSensorDataRejects`): bad readings,
+//!   and readings beyond the horizon.
+//! - `ALLOWED_LATENESS_MS` (default 10000): how far its unicorn's clock must
+//!   pass a minute's end before the minute is first emitted.
+//! - `HORIZON_MS` (default 3600000): how far behind its unicorn's newest
+//!   reading a reading still counts.
+//! - `IDLE_AFTER_MS` (default 30000): wall time without a reading after
+//!   which a minute is emitted anyway.
 //! - `DEADLINE_MARGIN_MS` (default 1000): time kept back to answer Lambda.
 
-use std::collections::HashMap;
 use std::time::{Duration, Instant as StdInstant};
 
-use aws_lambda_events::event::streams::KinesisBatchItemFailure;
-use serde::Serialize;
+use aws_lambda_events::event::streams::KinesisEventResponse;
 use tokio::time::Instant;
-use wildrydes_core::aggregation::{
-    AggregateError, AggregateOutcome, Aggregator, DEFAULT_IDLE_AFTER,
-};
+use wildrydes_core::aggregation::{AggregateError, AggregateOutcome, Aggregator};
+use wildrydes_core::minute_store::MinuteStore;
+use wildrydes_core::process::ShardSource;
 use wildrydes_core::rejects::RejectStore;
 use wildrydes_core::resources::{AGGREGATES_STREAM, AGGREGATOR_STATE_TABLE, REJECTS_TABLE};
 use wildrydes_core::retry::RetryPolicy;
 use wildrydes_core::stream_writer::StreamWriter;
-use wildrydes_core::window::{DEFAULT_ALLOWED_LATENESS, MinuteWindow};
-use wildrydes_core::window_store::{Saved, WindowStore, WindowStoreError};
+use wildrydes_core::window::{
+    DEFAULT_ALLOWED_LATENESS, DEFAULT_HORIZON, DEFAULT_IDLE_AFTER, MinuteWindow, WindowRules,
+};
 use wildrydes_core::writer::{TableWriter, WriterConfig};
 
 use crate::config::{self, ConfigError};
-use crate::kinesis::WindowEvent;
+use crate::kinesis::{self, AggregatorEvent, ScheduledEvent, ShardEvent};
 use crate::telemetry;
+
+/// Most unicorns one scheduled flush loads; the rest wait for the next.
+const MAX_FLUSHED_UNICORNS: usize = 2_000;
 
 /// The function's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
     /// Stream the aggregates are put on.
     pub output_stream: String,
-    /// Table of open minutes between windows.
+    /// The minute store.
     pub state_table_name: String,
     /// Table of rejects.
     pub rejects_table_name: String,
-    /// Lateness allowed to a reading.
-    pub allowed_lateness: Duration,
-    /// Event time after which a silent unicorn's minutes close.
-    pub idle_after: Duration,
+    /// When minutes are emitted and forgotten.
+    pub rules: WindowRules,
     /// Time kept back from the deadline to answer.
     pub deadline_margin: Duration,
 }
@@ -63,23 +74,33 @@ impl Config {
     /// Reads the settings from the environment.
     pub fn from_env() -> Result<Self, ConfigError> {
         let ms = "a positive number of milliseconds";
+        let rules = WindowRules {
+            allowed_lateness: config::millis("ALLOWED_LATENESS_MS", DEFAULT_ALLOWED_LATENESS, ms)?,
+            horizon: config::millis("HORIZON_MS", DEFAULT_HORIZON, ms)?,
+            idle_after: config::millis("IDLE_AFTER_MS", DEFAULT_IDLE_AFTER, ms)?,
+        };
+        if rules.horizon < rules.allowed_lateness {
+            return Err(ConfigError::Invalid {
+                name: "HORIZON_MS",
+                value: rules.horizon.as_millis().to_string(),
+                what: "at least ALLOWED_LATENESS_MS: minutes would be forgotten before they are emitted",
+            });
+        }
         Ok(Self {
             output_stream: config::optional("OUTPUT_STREAM", AGGREGATES_STREAM),
             state_table_name: config::optional("STATE_TABLE_NAME", AGGREGATOR_STATE_TABLE),
             rejects_table_name: config::optional("REJECTS_TABLE_NAME", REJECTS_TABLE),
-            allowed_lateness: config::millis("ALLOWED_LATENESS_MS", DEFAULT_ALLOWED_LATENESS, ms)?,
-            idle_after: config::millis("IDLE_AFTER_MS", DEFAULT_IDLE_AFTER, ms)?,
+            rules,
             deadline_margin: config::millis("DEADLINE_MARGIN_MS", Duration::from_secs(1), ms)?,
         })
     }
 }
 
-/// The aggregator function: its batch logic, its state store and lateness.
+/// The aggregator function: its batch logic and its rules.
 #[derive(Debug, Clone)]
 pub struct AggregatorFunction {
     aggregator: Aggregator,
-    store: WindowStore,
-    allowed_lateness: Duration,
+    rules: WindowRules,
 }
 
 impl AggregatorFunction {
@@ -94,121 +115,132 @@ impl AggregatorFunction {
             &config.rejects_table_name,
             WriterConfig::default(),
         );
+        let store = MinuteStore::new(dynamodb, &config.state_table_name, config.rules.horizon);
         Self {
             aggregator: Aggregator::new(
                 StreamWriter::new(kinesis, &config.output_stream, RetryPolicy::default()),
                 RejectStore::new(rejects),
-                config.idle_after,
+                store,
             ),
-            store: WindowStore::new(dynamodb, &config.state_table_name),
-            allowed_lateness: config.allowed_lateness,
+            rules: config.rules,
         }
     }
 }
 
-/// The answer to a tumbling-window invocation: the state Lambda carries to
-/// the next invocation of the window, and (always empty: a failed batch is
-/// retried whole) the batch item failures.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WindowResponse {
-    /// The window's open minutes, as `MinuteWindow::to_state` writes them.
-    pub state: HashMap<String, String>,
-    /// Records to deliver again; empty on success.
-    pub batch_item_failures: Vec<KinesisBatchItemFailure>,
+/// Why an invocation failed; Lambda then retries the batch.
+pub type HandlerError = AggregateError;
+
+/// Wall time as the minute window takes it.
+fn now_ms() -> i64 {
+    chrono::Utc::now().timestamp_millis()
 }
 
-/// Why an invocation failed; Lambda then retries the batch with the state
-/// it had before it.
-#[derive(Debug, thiserror::Error)]
-pub enum HandlerError {
-    /// Emitting or storing rejects failed.
-    #[error(transparent)]
-    Aggregate(#[from] AggregateError),
-    /// Loading or saving the open minutes failed.
-    #[error(transparent)]
-    Store(#[from] WindowStoreError),
-}
-
-/// Handles one invocation of the tumbling window.
+/// Handles one invocation: a batch, or the schedule.
 pub async fn handle(
     function: &AggregatorFunction,
-    mut event: WindowEvent,
+    event: AggregatorEvent,
     deadline: Instant,
-) -> Result<WindowResponse, HandlerError> {
-    let started = StdInstant::now();
-    let is_final = event.is_final_invoke_for_window || event.is_window_terminated_early;
-    let (source, records) = event.records();
-    let shard_key = WindowStore::shard_key(&source.stream_arn, &source.shard_id);
-    let window = if event.state.is_empty() {
-        // The first invocation of a window: the open minutes of the last one.
-        function
-            .store
-            .load(&shard_key, function.allowed_lateness)
-            .await?
-    } else {
-        MinuteWindow::from_state(&event.state, function.allowed_lateness).map_err(|source| {
-            WindowStoreError::Corrupt {
-                shard_key: shard_key.clone(),
-                table: "(Lambda window state)".into(),
-                source,
-            }
-        })?
-    };
-    let (window, outcome) = function
-        .aggregator
-        .run(window, &source, &records, deadline)
-        .await?;
-    let state = window.to_state();
-    if is_final {
-        let start_ms = event.window.start.timestamp_millis();
-        if function.store.save(&shard_key, &window, start_ms).await? == Saved::Stale {
-            tracing::warn!(
-                shard_key,
-                "a newer window's state is already saved; this window's was not"
-            );
+) -> Result<KinesisEventResponse, HandlerError> {
+    // Boxed: the two futures nest the store's, the stream writer's and the
+    // SDK's deeply enough to overflow the compiler's layout query depth.
+    match event {
+        AggregatorEvent::Shard(event) => Box::pin(handle_batch(function, event, deadline)).await,
+        AggregatorEvent::Scheduled(event) => {
+            Box::pin(flush_quiet(function, &event, deadline)).await?;
+            Ok(KinesisEventResponse::default())
         }
     }
-    log_outcome(&shard_key, &outcome, &state, is_final, started.elapsed());
-    Ok(WindowResponse {
-        state,
-        batch_item_failures: Vec::new(),
-    })
 }
 
-fn log_outcome(
-    shard_key: &str,
-    outcome: &AggregateOutcome,
-    state: &HashMap<String, String>,
-    is_final: bool,
-    took: Duration,
-) {
-    let state_bytes: usize = state.iter().map(|(k, v)| k.len() + v.len()).sum();
+/// A batch of one shard: load, fold, emit, save, then answer. A failure
+/// fails the whole batch (Lambda retries it; replays are dropped as
+/// duplicates), so that the checkpoint never passes readings whose minutes
+/// are not stored.
+async fn handle_batch(
+    function: &AggregatorFunction,
+    event: ShardEvent,
+    deadline: Instant,
+) -> Result<KinesisEventResponse, HandlerError> {
+    let started = StdInstant::now();
+    let (source, records) = event.into_records();
+    let mut window = MinuteWindow::new(function.rules);
+    let now = now_ms();
+    let outcome = function
+        .aggregator
+        .run(&mut window, &source, &records, now, deadline)
+        .await?;
+    let saved = function.aggregator.save(&mut window, now, deadline).await?;
+    log_outcome(&source.shard_id, &outcome, saved.stored, started.elapsed());
+    Ok(kinesis::response(None))
+}
+
+/// The schedule: emit the minutes no reading came for in `idle_after`.
+async fn flush_quiet(
+    function: &AggregatorFunction,
+    event: &ScheduledEvent,
+    deadline: Instant,
+) -> Result<(), HandlerError> {
+    let started = StdInstant::now();
+    let now = now_ms();
+    let idle = i64::try_from(function.rules.idle_after.as_millis()).unwrap_or(i64::MAX);
+    let store = function.aggregator.store();
+    let mut names = store.pending(now - idle, deadline).await?;
+    names.truncate(MAX_FLUSHED_UNICORNS);
+    let mut window = MinuteWindow::new(function.rules);
+    function
+        .aggregator
+        .load(&mut window, &names, deadline)
+        .await?;
+    let source = ShardSource {
+        stream_arn: event.resources.first().cloned().unwrap_or_default(),
+        shard_id: "scheduled-flush".into(),
+    };
+    let outcome = function
+        .aggregator
+        .flush(&mut window, &source, false, now, deadline)
+        .await?;
+    let stored = match function.aggregator.save(&mut window, now, deadline).await {
+        Ok(saved) => saved.stored,
+        // A batch of the unicorn's shard wrote first: that invocation emits it.
+        Err(AggregateError::Conflict { names }) => {
+            tracing::info!(?names, "minutes changed by a batch meanwhile; left to it");
+            0
+        }
+        Err(e) => return Err(e),
+    };
+    log_outcome("scheduled-flush", &outcome, stored, started.elapsed());
+    Ok(())
+}
+
+fn log_outcome(shard_id: &str, outcome: &AggregateOutcome, stored: usize, took: Duration) {
     let duration_ms = took.as_secs_f64() * 1000.0;
     tracing::info!(
-        shard_key,
+        shard_id,
         records_in = outcome.records,
+        loaded = outcome.loaded,
         accepted = outcome.accepted,
+        corrected = outcome.corrected,
         duplicates = outcome.duplicates,
-        late = outcome.late,
+        beyond_horizon = outcome.beyond_horizon,
         rejected = outcome.rejected,
         emitted = outcome.emitted.len(),
         open_minutes = outcome.open_minutes,
-        state_bytes,
-        is_final,
+        minutes_stored = stored,
         retries = outcome.retries,
         duration_ms,
-        "window batch aggregated"
+        "batch aggregated"
     );
     #[allow(clippy::cast_precision_loss)]
     let counts = [
         ("RecordsIn", "Count", outcome.records as f64),
+        ("UnicornsLoaded", "Count", outcome.loaded as f64),
         ("Duplicates", "Count", outcome.duplicates as f64),
-        ("LateReadings", "Count", outcome.late as f64),
+        ("CorrectedReadings", "Count", outcome.corrected as f64),
+        ("BeyondHorizon", "Count", outcome.beyond_horizon as f64),
         ("Rejected", "Count", outcome.rejected as f64),
         ("AggregatesEmitted", "Count", outcome.emitted.len() as f64),
+        ("MinutesStored", "Count", stored as f64),
         ("OpenMinutes", "Count", outcome.open_minutes as f64),
-        ("StateBytes", "Bytes", state_bytes as f64),
         ("DurationMs", "Milliseconds", duration_ms),
     ];
     telemetry::emit_metrics("wildrydes-aggregator", &counts);

@@ -1,10 +1,8 @@
 //! Kinesis Lambda events in, batch responses out.
 
-use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventResponse};
-use aws_lambda_events::time_window::Window;
 use base64::Engine as _;
 use serde::{Deserialize, Deserializer};
 use tokio::time::Instant;
@@ -99,61 +97,27 @@ impl ShardEvent {
     }
 }
 
-/// A Lambda Kinesis event of a tumbling window, decoded for the aggregator:
-/// the records as in [`ShardEvent`] and the window's properties.
-/// `aws_lambda_events`' `KinesisTimeWindowEvent` flattens two structs into
-/// one, which makes serde buffer the whole event before decoding it; this
-/// type reads the same JSON in one pass.
+/// What invokes the aggregator: a batch of its trigger on `wildrydes`, or
+/// the schedule (an EventBridge rule) that emits the minutes of shards that
+/// fell quiet, which no batch would ever bring up again.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct WindowEvent {
-    /// The batch, in shard order.
-    #[serde(rename = "Records", default)]
-    pub records: Vec<ShardEventRecord>,
-    /// The tumbling window these records fall in.
-    pub window: Window,
-    /// What the previous invocation of this window returned (empty, or
-    /// `null`, in a window's first invocation).
-    #[serde(default, deserialize_with = "null_as_empty")]
-    pub state: HashMap<String, String>,
-    /// The shard.
-    #[serde(default)]
-    pub shard_id: Option<String>,
-    /// The stream's ARN.
-    #[serde(rename = "eventSourceARN", default)]
-    pub event_source_arn: Option<String>,
-    /// The window's last invocation: its state must be kept now.
-    #[serde(default)]
-    pub is_final_invoke_for_window: bool,
-    /// The window ended early (the batch reached its size limit or a
-    /// reshard): its state must be kept now too.
-    #[serde(default)]
-    pub is_window_terminated_early: bool,
+#[serde(untagged)]
+pub enum AggregatorEvent {
+    /// An EventBridge scheduled event (`"detail-type": "Scheduled Event"`).
+    Scheduled(ScheduledEvent),
+    /// A batch of one shard.
+    Shard(ShardEvent),
 }
 
-/// `null` as an empty map.
-fn null_as_empty<'de, D: Deserializer<'de>>(
-    deserializer: D,
-) -> Result<HashMap<String, String>, D::Error> {
-    Ok(Option::deserialize(deserializer)?.unwrap_or_default())
-}
-
-impl WindowEvent {
-    /// The shard and the records of this event; the window's own shard id
-    /// and stream ARN, when given, win over the records'.
-    pub fn records(&mut self) -> (ShardSource, Vec<SourceRecord>) {
-        let event = ShardEvent {
-            records: std::mem::take(&mut self.records),
-        };
-        let (mut source, records) = event.into_records();
-        if let Some(arn) = self.event_source_arn.as_ref().filter(|a| !a.is_empty()) {
-            source.stream_arn.clone_from(arn);
-        }
-        if let Some(shard) = self.shard_id.as_ref().filter(|s| !s.is_empty()) {
-            source.shard_id.clone_from(shard);
-        }
-        (source, records)
-    }
+/// The fields of an EventBridge scheduled event the aggregator reads.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct ScheduledEvent {
+    /// `Scheduled Event`.
+    #[serde(rename = "detail-type")]
+    pub detail_type: String,
+    /// The rule's ARN, for the log.
+    #[serde(default)]
+    pub resources: Vec<String>,
 }
 
 /// The response that tells Lambda to resume at `failed` (a sequence number),
@@ -195,7 +159,7 @@ pub fn deadline(invocation_deadline_ms: u64, margin: Duration) -> Instant {
 mod tests {
     use super::*;
 
-    use aws_lambda_events::event::kinesis::{KinesisEvent, KinesisTimeWindowEvent};
+    use aws_lambda_events::event::kinesis::KinesisEvent;
 
     /// The records of `aws_lambda_events`' type, as the processor takes them.
     fn full_records(event: KinesisEvent) -> Vec<SourceRecord> {
@@ -228,49 +192,20 @@ mod tests {
     }
 
     #[test]
-    fn window_events_read_what_the_full_event_type_reads() {
-        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/fixtures/events");
-        let text = std::fs::read_to_string(format!("{dir}/all-good.json")).unwrap();
-        let mut value: serde_json::Value = serde_json::from_str(&text).unwrap();
-        for (state, is_final) in [
-            (serde_json::json!(null), false),
-            (serde_json::json!({"m": "1"}), true),
-        ] {
-            let props = serde_json::json!({
-                "window": { "start": "2016-02-12T00:00:00Z", "end": "2016-02-12T00:01:00Z" },
-                "state": state,
-                "shardId": "shardId-000000000009",
-                "eventSourceARN": "arn:aws:kinesis:us-east-1:123456789012:stream/wildrydes",
-                "isFinalInvokeForWindow": is_final,
-                "isWindowTerminatedEarly": false,
-            });
-            for (k, v) in props.as_object().unwrap() {
-                value[k] = v.clone();
-            }
-            let full: KinesisTimeWindowEvent = serde_json::from_value(value.clone()).unwrap();
-            let mut slim: WindowEvent = serde_json::from_value(value.clone()).unwrap();
-            let props = &full.time_window_properties;
-            assert_eq!(slim.window, props.window);
-            assert_eq!(slim.state, props.state);
-            assert_eq!(
-                slim.is_final_invoke_for_window,
-                props.is_final_invoke_for_window
-            );
-            assert_eq!(
-                slim.is_window_terminated_early,
-                props.is_window_terminated_early
-            );
-            let (source, records) = slim.records();
-            assert_eq!(records, full_records(full.kinesis_event));
-            assert_eq!(
-                source.shard_id, "shardId-000000000009",
-                "the window's shard wins"
-            );
-            assert_eq!(
-                source.stream_arn,
-                "arn:aws:kinesis:us-east-1:123456789012:stream/wildrydes"
-            );
-        }
+    fn the_aggregator_tells_a_schedule_from_a_batch() {
+        let scheduled: AggregatorEvent = serde_json::from_value(serde_json::json!({
+            "version": "0", "id": "1", "detail-type": "Scheduled Event", "source": "aws.events",
+            "account": "123456789012", "time": "2026-12-02T10:00:00Z", "region": "us-east-1",
+            "resources": ["arn:aws:events:us-east-1:123456789012:rule/flush"], "detail": {}
+        }))
+        .unwrap();
+        assert!(
+            matches!(scheduled, AggregatorEvent::Scheduled(e) if e.detail_type == "Scheduled Event")
+        );
+        let batch: AggregatorEvent =
+            serde_json::from_str(include_str!("../../../tests/fixtures/events/all-good.json"))
+                .unwrap();
+        assert!(matches!(batch, AggregatorEvent::Shard(e) if !e.records.is_empty()));
     }
 
     #[test]

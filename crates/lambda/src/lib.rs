@@ -4,8 +4,8 @@
 //!
 //! - [`stream_processor`]: `WildRydesStreamProcessor`, Kinesis event to
 //!   [`wildrydes_core::process::Processor`] to a batch response.
-//! - [`aggregator`]: `WildRydesAggregator`, tumbling-window events to core's
-//!   `Aggregator`, with open minutes saved between windows.
+//! - [`aggregator`]: `WildRydesAggregator`, Kinesis batches (and a
+//!   schedule, for quiet shards) to core's `Aggregator` over its minute store.
 //! - [`kinesis`]: Kinesis event records to core's `SourceRecord`s, and the
 //!   `batchItemFailures` answer.
 //! - [`config`]: settings read from the environment, checked at start-up.

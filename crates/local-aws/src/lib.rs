@@ -46,5 +46,7 @@ pub mod workshop;
 pub use emulators::LocalAws;
 pub use error::LocalAwsError;
 pub use options::LocalAwsOptions;
-pub use provision::{IndexSpec, KeyAttribute, PROVISION_TIMEOUT, TableSpec, ensure_stream, ensure_table};
+pub use provision::{
+    IndexSpec, KeyAttribute, PROVISION_TIMEOUT, TableSpec, ensure_stream, ensure_table,
+};
 pub use sdk::{ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY};

@@ -6,7 +6,9 @@ pub use wildrydes_core::resources::{
     SENSOR_TABLE,
 };
 
-use crate::{IndexSpec, KeyAttribute, LocalAws, LocalAwsError, TableSpec, ensure_stream, ensure_table};
+use crate::{
+    IndexSpec, KeyAttribute, LocalAws, LocalAwsError, TableSpec, ensure_stream, ensure_table,
+};
 
 /// Shards per workshop stream: one, as in the workshop; a few unicorns at one
 /// reading per second are far below one shard's limits.

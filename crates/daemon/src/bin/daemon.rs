@@ -7,14 +7,17 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use wildrydes_core::aggregation::{Aggregator, DEFAULT_IDLE_AFTER};
+use wildrydes_core::aggregation::Aggregator;
 use wildrydes_core::aws::AwsArgs;
+use wildrydes_core::minute_store::MinuteStore;
 use wildrydes_core::process::Processor;
 use wildrydes_core::rejects::RejectStore;
-use wildrydes_core::resources::{AGGREGATES_STREAM, READINGS_STREAM, REJECTS_TABLE, SENSOR_TABLE};
+use wildrydes_core::resources::{
+    AGGREGATES_STREAM, AGGREGATOR_STATE_TABLE, READINGS_STREAM, REJECTS_TABLE, SENSOR_TABLE,
+};
 use wildrydes_core::retry::RetryPolicy;
 use wildrydes_core::stream_writer::StreamWriter;
-use wildrydes_core::window::DEFAULT_ALLOWED_LATENESS;
+use wildrydes_core::window::WindowRules;
 use wildrydes_core::writer::{DEFAULT_MAX_IN_FLIGHT, TableWriter, WriterConfig};
 use wildrydes_daemon::consumer::ConsumerConfig;
 use wildrydes_daemon::lease::{Checkpoint, LeaseTable};
@@ -138,17 +141,30 @@ struct AggregateArgs {
     /// Stream the aggregates are put on
     #[arg(long, env = "OUTPUT_STREAM", default_value = AGGREGATES_STREAM)]
     output_stream: String,
-    /// How far behind its unicorn's latest reading a reading may arrive and
-    /// still count
+    /// How far a unicorn's own clock must pass a minute's end before the
+    /// minute is first emitted (a later reading still counts: the minute is
+    /// emitted again, complete)
     #[arg(long, env = "ALLOWED_LATENESS", default_value = "10s", value_parser = humantime::parse_duration)]
     allowed_lateness: Duration,
-    /// Event time after which a silent unicorn's open minute is closed
-    #[arg(long, env = "IDLE_AFTER", default_value = "120s", value_parser = humantime::parse_duration)]
-    idle_after: Duration,
-    /// Wall time without any reading on a shard after which every open
-    /// minute is emitted (the producers stopped)
+    /// How far behind its unicorn's newest reading (event time) a reading
+    /// still counts; older ones are kept as rejects. Up to the stream's
+    /// retention
+    #[arg(long, env = "HORIZON", default_value = "1h", value_parser = humantime::parse_duration)]
+    horizon: Duration,
+    /// Wall time without a new reading after which a minute is emitted
+    /// although its unicorn's clock has not passed it (the unicorn fell
+    /// silent, or the whole shard did)
     #[arg(long, env = "IDLE_FLUSH_AFTER", default_value = "30s", value_parser = humantime::parse_duration)]
     idle_flush_after: Duration,
+    /// Longest time between checkpoints; each one first writes the minutes
+    /// that changed to the state table. Longer writes less, replays more
+    /// after a crash
+    #[arg(long, env = "CHECKPOINT_INTERVAL", default_value = "10s", value_parser = humantime::parse_duration)]
+    checkpoint_interval: Duration,
+    /// Table of the aggregator's minutes, per unicorn (hash key Unicorn S,
+    /// range key Minute N)
+    #[arg(long, env = "STATE_TABLE_NAME", default_value = AGGREGATOR_STATE_TABLE)]
+    state_table: String,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -196,21 +212,24 @@ async fn main() -> anyhow::Result<()> {
             (Pipeline::Process(processor), AGGREGATES_STREAM)
         }
         PipelineCommand::Aggregate(args) => {
+            anyhow::ensure!(
+                args.horizon >= args.allowed_lateness,
+                "--horizon ({}) is shorter than --allowed-lateness ({}): minutes would be forgotten before they are emitted; raise --horizon",
+                humantime::format_duration(args.horizon),
+                humantime::format_duration(args.allowed_lateness)
+            );
             consumer.idle_flush_after = args.idle_flush_after;
+            consumer.checkpoint_interval = args.checkpoint_interval;
             let output =
                 StreamWriter::new(kinesis.clone(), &args.output_stream, RetryPolicy::default());
-            let idle = if args.idle_after.is_zero() {
-                DEFAULT_IDLE_AFTER
-            } else {
-                args.idle_after
+            let rules = WindowRules {
+                allowed_lateness: args.allowed_lateness,
+                horizon: args.horizon,
+                idle_after: args.idle_flush_after,
             };
-            let lateness = if args.allowed_lateness.is_zero() {
-                DEFAULT_ALLOWED_LATENESS
-            } else {
-                args.allowed_lateness
-            };
+            let store = MinuteStore::new(dynamodb.clone(), &args.state_table, args.horizon);
             (
-                Pipeline::Aggregate(Aggregator::new(output, rejects, idle), lateness),
+                Pipeline::Aggregate(Aggregator::new(output, rejects, store), rules),
                 READINGS_STREAM,
             )
         }

@@ -1,13 +1,13 @@
 //! `bootstrap` of `WildRydesAggregator` for `provided.al2023`: builds the
-//! clients once and hands the handler to the Lambda runtime. Configure the
-//! trigger on `wildrydes` with `TumblingWindowInSeconds: 60`.
+//! clients once and hands the handler to the Lambda runtime. Triggered by
+//! `wildrydes` (plain batches) and by a schedule (`infra/wildrydes.yaml`).
 //!
 //! One thread, as the stream processor's `bootstrap` (see there): one
 //! invocation at a time, its writes overlapping on that thread.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
 use wildrydes_lambda::aggregator::{AggregatorFunction, Config, handle};
-use wildrydes_lambda::kinesis::{WindowEvent, deadline};
+use wildrydes_lambda::kinesis::{AggregatorEvent, deadline};
 use wildrydes_lambda::telemetry;
 
 #[tokio::main(flavor = "current_thread")]
@@ -24,7 +24,7 @@ async fn main() -> Result<(), Error> {
     let function = &function;
     let margin = config.deadline_margin;
     run(service_fn(
-        move |event: LambdaEvent<WindowEvent>| async move {
+        move |event: LambdaEvent<AggregatorEvent>| async move {
             let deadline = deadline(event.context.deadline, margin);
             handle(function, event.payload, deadline)
                 .await
