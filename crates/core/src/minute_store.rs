@@ -264,7 +264,7 @@ impl MinuteStore {
             request.condition_expression("attribute_not_exists(#u)")
         } else {
             request
-                .condition_expression("#v = :v")
+                .condition_expression("attribute_exists(#u) AND #v = :v")
                 .expression_attribute_names("#v", "Version")
                 .expression_attribute_values(":v", AttributeValue::N(state.version.to_string()))
         }
