@@ -236,6 +236,29 @@ impl Aggregator {
         Ok(())
     }
 
+    /// Loads into `window` the unicorns that have minutes not emitted as
+    /// they stand in the store, that the window does not hold yet, and that
+    /// `mine` says this consumer reads: minutes left pending by a consumer
+    /// that died, or by a parent shard, whose unicorns may never send
+    /// again. Once loaded, the idle rule emits them. Returns how many
+    /// unicorns were adopted.
+    pub async fn adopt_pending(
+        &self,
+        window: &mut MinuteWindow,
+        mine: impl Fn(&UnicornName) -> bool,
+        deadline: Instant,
+    ) -> Result<usize, AggregateError> {
+        let names: Vec<UnicornName> = self
+            .store
+            .pending(i64::MAX, deadline)
+            .await?
+            .into_iter()
+            .filter(|n| !window.knows(n) && mine(n))
+            .collect();
+        self.load(window, &names, deadline).await?;
+        Ok(names.len())
+    }
+
     /// Writes the minutes that changed back to the store at wall time
     /// `now_ms`. On a conflict the unicorns concerned are forgotten and the
     /// caller must read its records again from its last checkpoint.

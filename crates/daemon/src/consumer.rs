@@ -125,7 +125,34 @@ impl ShardConsumer {
         // Handled, but not yet checkpointed.
         let mut uncommitted: Option<Checkpoint> = None;
         let mut committed_at = Instant::now();
+        let mut hash_range = None;
+        let mut adopted_at: Option<Instant> = None;
         loop {
+            if adopted_at.is_none_or(|at| at.elapsed() >= self.config.idle_flush_after) {
+                if hash_range.is_none() {
+                    hash_range = self.hash_range().await;
+                }
+                if let Some(range) = &hash_range {
+                    let mine = |name: &wildrydes_core::UnicornName| {
+                        range.contains(&hash_key(name.as_str()))
+                    };
+                    let deadline = Instant::now() + self.config.batch_timeout;
+                    match self
+                        .pipeline
+                        .adopt_pending(&mut state, mine, deadline)
+                        .await
+                    {
+                        Some(Ok(n)) if n > 0 => {
+                            tracing::info!(shard, unicorns = n, "adopted minutes left pending");
+                        }
+                        Some(Err(error)) => {
+                            tracing::warn!(shard, error, "cannot look for minutes left pending");
+                        }
+                        _ => {}
+                    }
+                    adopted_at = Some(Instant::now());
+                }
+            }
             if stop.is_cancelled() {
                 if let Some(to) = uncommitted.take() {
                     match self.commit(&counter, &mut state, to).await {
@@ -341,6 +368,36 @@ impl ShardConsumer {
         }
     }
 
+    /// The hash keys of this shard (the partition keys it receives), from
+    /// ListShards; `None` if they cannot be read now (tried again later).
+    async fn hash_range(&self) -> Option<std::ops::RangeInclusive<u128>> {
+        let mut token: Option<String> = None;
+        loop {
+            let request = match &token {
+                Some(t) => self.kinesis.list_shards().next_token(t),
+                None => self.kinesis.list_shards().stream_name(&self.stream),
+            };
+            let page = match request.send().await {
+                Ok(page) => page,
+                Err(e) => {
+                    tracing::warn!(shard = %self.source.shard_id, error = %DisplayErrorContext(&e), "ListShards failed");
+                    return None;
+                }
+            };
+            if let Some(range) = page
+                .shards()
+                .iter()
+                .find(|s| s.shard_id() == self.source.shard_id)
+                .and_then(|s| s.hash_key_range())
+            {
+                let start = range.starting_hash_key().parse().ok()?;
+                let end = range.ending_hash_key().parse().ok()?;
+                return Some(start..=end);
+            }
+            token = Some(page.next_token?);
+        }
+    }
+
     /// Makes what was handled durable (the pipeline's save), then moves the
     /// checkpoint to `to`.
     async fn commit(
@@ -443,6 +500,13 @@ impl ShardConsumer {
             }
         }
     }
+}
+
+/// The hash key Kinesis routes a partition key by: its MD5 as a 128-bit
+/// big-endian number.
+fn hash_key(partition_key: &str) -> u128 {
+    use md5::Digest as _;
+    u128::from_be_bytes(md5::Md5::digest(partition_key.as_bytes()).into())
 }
 
 /// Why a commit did not happen.

@@ -166,6 +166,27 @@ impl Pipeline {
         )
     }
 
+    /// Adopts the unicorns `mine` accepts that have minutes left pending in
+    /// the aggregator's store by a consumer that died or by a parent shard
+    /// (they may never send again, so no record would bring them up).
+    /// `None` for pipelines with no such state.
+    pub async fn adopt_pending(
+        &self,
+        state: &mut ShardState,
+        mine: impl Fn(&wildrydes_core::UnicornName) -> bool,
+        deadline: Instant,
+    ) -> Option<Result<usize, String>> {
+        let (Pipeline::Aggregate(aggregator, _), ShardState::Window(window)) = (self, state) else {
+            return None;
+        };
+        Some(
+            aggregator
+                .adopt_pending(window, mine, deadline)
+                .await
+                .map_err(|e| e.to_string()),
+        )
+    }
+
     /// Makes what was handled durable before the checkpoint moves past it:
     /// the aggregator writes the minutes that changed to its store. An
     /// error means the checkpoint must not move, and the records since the
