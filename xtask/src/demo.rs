@@ -7,9 +7,11 @@
 //! With `faults`, the same run under trouble: Kinesis enforces its shard
 //! write limits, shard iterators expire after a second (the processing
 //! daemon polls slower than that when idle), one BatchWriteItem call in two
-//! is throttled (left unprocessed or refused, by `fault_proxy`), and the
-//! processing daemon is killed with SIGKILL and restarted several times
-//! while data flows.
+//! is throttled (left unprocessed or refused, by `fault_proxy`), the
+//! readings stream is split in two and merged back while data flows, a
+//! late device uploads half an hour of backlog alongside the live fleet,
+//! and the aggregating and processing daemons are killed with SIGKILL in
+//! turn and restarted every few seconds.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -24,7 +26,11 @@ use wildrydes_core::Aggregate;
 use wildrydes_core::verify::{Key, Verification};
 use wildrydes_local_aws::{LocalAws, LocalAwsOptions, workshop};
 
-use crate::verify::verify_ledger;
+use crate::verify::verify_ledgers;
+
+/// The device of `--faults` that uploads a backlog: its own clock, half an
+/// hour behind the fleet's.
+const LATE_DEVICE: &str = "Latecomer";
 
 /// What to run.
 #[derive(Debug, Clone)]
@@ -58,8 +64,10 @@ pub struct DemoReport {
     pub notifications: Vec<serde_json::Value>,
     /// Records kept as rejects.
     pub rejects: usize,
-    /// Times the processing daemon was killed and restarted.
+    /// Times a daemon (processing or aggregating) was killed and restarted.
     pub restarts: usize,
+    /// Reshards of the readings stream (a split, then a merge).
+    pub reshards: usize,
     /// BatchWriteItem calls the fault proxy throttled.
     pub throttled_writes: u64,
 }
@@ -106,13 +114,14 @@ pub async fn run(opts: &DemoOptions) -> anyhow::Result<DemoReport> {
     ));
 
     let notifications = Arc::new(Mutex::new(Vec::new()));
-    let mut aggregate = daemon(
-        opts,
-        &env,
-        "aggregate",
-        "demo-aggregate",
-        &["--idle-flush-after", "2s"],
-    )?;
+    // Under faults the daemons are killed every few seconds: checkpoint
+    // often enough that each life moves its checkpoint.
+    let aggregate_extra: &[&str] = if opts.faults {
+        &["--idle-flush-after", "2s", "--checkpoint-interval", "1s"]
+    } else {
+        &["--idle-flush-after", "2s"]
+    };
+    let mut aggregate = daemon(opts, &env, "aggregate", "demo-aggregate-0", aggregate_extra)?;
     let mut alarm = daemon(opts, &env, "alarm", "demo-alarm", &["--console"])?;
     collect_notifications(&mut alarm, notifications.clone());
     let process_extra: &[&str] = if opts.faults {
@@ -155,6 +164,17 @@ pub async fn run(opts: &DemoOptions) -> anyhow::Result<DemoReport> {
         opts.unicorns, opts.duration_secs, opts.time_scale
     ));
 
+    let mut late = None;
+    let resharding = if opts.faults {
+        late = Some(late_device(opts, &local)?);
+        say(format!(
+            "fault: {LATE_DEVICE} uploads a backlog half an hour behind the fleet"
+        ));
+        Some(tokio::spawn(split_then_merge(local.kinesis_client())))
+    } else {
+        None
+    };
+
     let mut restarts = 0;
     let status = loop {
         let wait = if opts.faults {
@@ -165,17 +185,23 @@ pub async fn run(opts: &DemoOptions) -> anyhow::Result<DemoReport> {
         match tokio::time::timeout(wait, producer.wait()).await {
             Ok(status) => break status?,
             Err(_) => {
-                process.kill().await?;
                 restarts += 1;
+                // In turn: the processing daemon, then the aggregating one.
+                let (child, pipeline, extra) = if restarts % 2 == 1 {
+                    (&mut process, "process", process_extra)
+                } else {
+                    (&mut aggregate, "aggregate", aggregate_extra)
+                };
+                child.kill().await?;
                 say(format!(
-                    "fault: processing daemon killed with SIGKILL, restarting ({restarts})"
+                    "fault: {pipeline} daemon killed with SIGKILL, restarting ({restarts})"
                 ));
-                process = daemon(
+                *child = daemon(
                     opts,
                     &env,
-                    "process",
-                    &format!("demo-process-{restarts}"),
-                    process_extra,
+                    pipeline,
+                    &format!("demo-{pipeline}-{restarts}"),
+                    extra,
                 )?;
             }
         }
@@ -185,13 +211,35 @@ pub async fn run(opts: &DemoOptions) -> anyhow::Result<DemoReport> {
         "the producer failed ({status}); see {}",
         opts.work_dir.join("producer.log").display()
     );
+    if let Some(mut late) = late {
+        let status = late.wait().await?;
+        anyhow::ensure!(
+            status.success(),
+            "the late device's producer failed ({status}); see {}",
+            opts.work_dir.join("late-producer.log").display()
+        );
+    }
+    let reshards = match resharding {
+        Some(task) => task.await.context("the resharding task panicked")??,
+        None => 0,
+    };
+    if reshards > 0 {
+        say(format!(
+            "fault: {reshards} reshards of the readings stream (split, merge)"
+        ));
+    }
     say("producer done; waiting for the pipeline to catch up".into());
 
     let dynamodb = local.dynamodb_client();
     let deadline = tokio::time::Instant::now() + opts.settle_timeout;
     let (expected, verification) = loop {
+        let late_ledger = opts.work_dir.join("late-ledger.jsonl");
+        let mut ledgers = vec![ledger.as_path()];
+        if opts.faults {
+            ledgers.push(&late_ledger);
+        }
         let (expected, verification) =
-            verify_ledger(&ledger, &dynamodb, workshop::SENSOR_TABLE).await?;
+            verify_ledgers(&ledgers, &dynamodb, workshop::SENSOR_TABLE).await?;
         if verification.passed() || tokio::time::Instant::now() >= deadline {
             break (expected, verification);
         }
@@ -229,8 +277,112 @@ pub async fn run(opts: &DemoOptions) -> anyhow::Result<DemoReport> {
         notifications,
         rejects,
         restarts,
+        reshards,
         throttled_writes,
     })
+}
+
+/// The late device: one unicorn whose readings start half an hour before
+/// the fleet's and are uploaded twenty times faster than they were made,
+/// while the fleet sends live.
+fn late_device(opts: &DemoOptions, local: &LocalAws) -> anyhow::Result<Child> {
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .context("the system clock is before 1970")?;
+    let start = wildrydes_core::StatusTime::from_epoch_millis(now_ms - 30 * 60_000)
+        .context("the system clock is outside the years the workshop's times cover")?;
+    let mut late = Command::new(opts.bin_dir.join("producer"));
+    late.env_clear()
+        .envs(local.env_vars())
+        .args(["--name", LATE_DEVICE, "--seed", "7", "--quiet"])
+        .args(["--start-time", &start.to_string()])
+        .args(["--duration", &format!("{}s", opts.duration_secs)])
+        .args(["--time-scale", &(opts.time_scale * 20).to_string()])
+        .arg("--ledger")
+        .arg(opts.work_dir.join("late-ledger.jsonl"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(
+            opts.work_dir.join("late-producer.log"),
+        )?)
+        .kill_on_drop(true);
+    late.spawn().context(
+        "cannot start the late device's producer: build it with cargo build -p wildrydes-producer",
+    )
+}
+
+/// Splits the readings stream's shard in two while data flows, then merges
+/// the children back: every consumer must read parents before children and
+/// carry each unicorn's open minutes across. Returns the reshards done.
+async fn split_then_merge(kinesis: aws_sdk_kinesis::Client) -> anyhow::Result<usize> {
+    let stream = workshop::SENSOR_STREAM;
+    let open_shards = || async {
+        let listed = kinesis
+            .list_shards()
+            .stream_name(stream)
+            .send()
+            .await
+            .context("cannot list the shards of the readings stream")?;
+        let open: Vec<_> = listed
+            .shards()
+            .iter()
+            .filter(|s| {
+                s.sequence_number_range()
+                    .and_then(|r| r.ending_sequence_number())
+                    .is_none()
+            })
+            .map(|s| s.shard_id().to_owned())
+            .collect();
+        anyhow::Ok(open)
+    };
+    let active = || async {
+        for _ in 0..100 {
+            let summary = kinesis
+                .describe_stream_summary()
+                .stream_name(stream)
+                .send()
+                .await?;
+            if summary
+                .stream_description_summary()
+                .is_some_and(|s| s.stream_status() == &aws_sdk_kinesis::types::StreamStatus::Active)
+            {
+                return anyhow::Ok(());
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        anyhow::bail!("stream {stream} did not become ACTIVE after a reshard")
+    };
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let parent = open_shards().await?;
+    anyhow::ensure!(
+        parent.len() == 1,
+        "expected one open shard, found {parent:?}"
+    );
+    kinesis
+        .split_shard()
+        .stream_name(stream)
+        .shard_to_split(&parent[0])
+        .new_starting_hash_key((1u128 << 127).to_string())
+        .send()
+        .await
+        .context("cannot split the readings stream")?;
+    active().await?;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let children = open_shards().await?;
+    anyhow::ensure!(
+        children.len() == 2,
+        "expected two children, found {children:?}"
+    );
+    kinesis
+        .merge_shards()
+        .stream_name(stream)
+        .shard_to_merge(&children[0])
+        .adjacent_shard_to_merge(&children[1])
+        .send()
+        .await
+        .context("cannot merge the readings stream's two shards")?;
+    active().await?;
+    Ok(2)
 }
 
 /// Starts one daemon pipeline against `local`, logging to the work folder.
@@ -345,8 +497,14 @@ pub fn describe(report: &DemoReport) -> String {
     }
     if report.restarts > 0 {
         out.push_str(&format!(
-            "Processing daemon killed and restarted: {} times\n",
+            "Daemons (processing, aggregating in turn) killed and restarted: {} times\n",
             report.restarts
+        ));
+    }
+    if report.reshards > 0 {
+        out.push_str(&format!(
+            "Reshards of the readings stream (split, then merge): {}\n",
+            report.reshards
         ));
     }
     out.push_str(&format!(

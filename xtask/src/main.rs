@@ -95,9 +95,10 @@ struct DemoFlags {
 /// Flags of `cargo xtask verify`.
 #[derive(Debug, Args)]
 struct VerifyFlags {
-    /// The ledger `producer --ledger` wrote
-    #[arg(long, value_name = "FILE")]
-    ledger: PathBuf,
+    /// The ledger `producer --ledger` wrote; repeat it for several producers
+    /// that wrote to the same stream
+    #[arg(long, value_name = "FILE", required = true)]
+    ledger: Vec<PathBuf>,
     /// The table of aggregates
     #[arg(long, env = "TABLE_NAME", default_value = wildrydes_core::resources::SENSOR_TABLE)]
     table: String,
@@ -191,13 +192,19 @@ fn verify(flags: &VerifyFlags) -> anyhow::Result<()> {
     tokio::runtime::Runtime::new()?.block_on(async {
         let config = flags.aws.sdk_config().await;
         let dynamodb = aws_sdk_dynamodb::Client::new(&config);
-        let (_, v) = xtask::verify::verify_ledger(&flags.ledger, &dynamodb, &flags.table).await?;
+        let ledgers: Vec<_> = flags.ledger.iter().map(PathBuf::as_path).collect();
+        let (_, v) = xtask::verify::verify_ledgers(&ledgers, &dynamodb, &flags.table).await?;
         print!("{}", xtask::verify::describe(&v, 20));
+        let names: Vec<_> = flags
+            .ledger
+            .iter()
+            .map(|l| l.display().to_string())
+            .collect();
         anyhow::ensure!(
             v.passed(),
             "table {} does not match ledger {}",
             flags.table,
-            flags.ledger.display()
+            names.join(" + ")
         );
         Ok(())
     })

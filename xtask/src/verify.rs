@@ -38,13 +38,17 @@ pub fn ledger_readings(path: &Path) -> anyhow::Result<Vec<Reading>> {
         .collect()
 }
 
-/// The ledger's expected aggregates against the table's.
-pub async fn verify_ledger(
-    ledger: &Path,
+/// The expected aggregates of the ledgers' readings (several producers may
+/// have written to the same stream) against the table's.
+pub async fn verify_ledgers(
+    ledgers: &[&Path],
     dynamodb: &aws_sdk_dynamodb::Client,
     table: &str,
 ) -> anyhow::Result<(BTreeMap<Key, wildrydes_core::Aggregate>, Verification)> {
-    let readings = ledger_readings(ledger)?;
+    let mut readings = Vec::new();
+    for ledger in ledgers {
+        readings.extend(ledger_readings(ledger)?);
+    }
     let expected = verify::expected_aggregates(&readings);
     let (found, unreadable) = verify::table_aggregates(dynamodb, table)
         .await
