@@ -510,6 +510,15 @@ impl MinuteWindow {
         self.unicorns.values().map(|u| u.minutes.len()).sum()
     }
 
+    /// Every minute held: unicorn, start, state (for measuring the state).
+    pub fn held(&self) -> impl Iterator<Item = (&UnicornName, i64, &MinuteState)> {
+        self.unicorns.iter().flat_map(|(name, u)| {
+            u.minutes
+                .iter()
+                .map(move |(&start, slot)| (name, start, &slot.state))
+        })
+    }
+
     /// Unicorns held.
     pub fn unicorns(&self) -> usize {
         self.unicorns.len()
