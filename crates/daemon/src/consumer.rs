@@ -128,7 +128,10 @@ impl ShardConsumer {
         let mut hash_range = None;
         let mut adopted_at: Option<Instant> = None;
         loop {
-            if adopted_at.is_none_or(|at| at.elapsed() >= self.config.idle_flush_after) {
+            let keeps_state = matches!(*self.pipeline, Pipeline::Aggregate(..));
+            if keeps_state
+                && adopted_at.is_none_or(|at| at.elapsed() >= self.config.idle_flush_after)
+            {
                 if hash_range.is_none() {
                     hash_range = self.hash_range().await;
                 }
