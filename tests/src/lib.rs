@@ -6,6 +6,7 @@
 //! run in parallel), is bounded in time with [`bounded`], and never sleeps to
 //! wait for something: it polls the API or awaits a result.
 
+pub mod fleet;
 pub mod lambda_runtime;
 
 use std::future::Future;
