@@ -3,7 +3,8 @@
 //! benchmarks are not tests, and their figures depend on the machine.
 //!
 //! - `core`: criterion benches of core's per-record work
-//!   (`crates/core/benches/core.rs`), records per second on one core.
+//!   (`crates/core/benches/core.rs`), records per second on one core, and
+//!   the keyed state's cost on a full shard (`crates/core/benches/state.rs`).
 //! - `handler`: the stream processor's handler, CPU time and peak memory
 //!   per record in a process of its own, against a no-op DynamoDB and the
 //!   embedded one (`crates/lambda/benches/stream_processor.rs`); decoding
@@ -121,6 +122,14 @@ pub(crate) fn run(sh: &Shell, flags: &Flags) -> anyhow::Result<()> {
     if parts.contains(&Part::Core) {
         run_criterion(sh, &out, &CORE, flags.quick)?;
         done.push(CORE.part);
+        // The keyed state's cost on a full shard: its own table.
+        let table = cmd!(sh, "cargo bench -p wildrydes-core --bench state").read()?;
+        let report = format!(
+            "### The aggregator's keyed state, one full shard\n\n`cargo bench -p wildrydes-core --bench state`\n\n{table}\n"
+        );
+        std::fs::write(out.join("state.md"), &report)?;
+        println!("{report}");
+        done.push("state");
     }
     if parts.contains(&Part::Handler) {
         cmd!(
