@@ -29,7 +29,7 @@
 //! passed in (epoch milliseconds), never read here, so the logic is
 //! deterministic under test.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
 
 use crate::aggregate::Aggregate;
@@ -220,6 +220,9 @@ struct UnicornMinutes {
     minutes: BTreeMap<i64, Slot>,
     /// The starts of its minutes not yet emitted as they stand.
     pending: BTreeSet<i64>,
+    /// The starts of its minutes changed since stored (the slots marked
+    /// dirty), so that taking them costs what changed, not what is held.
+    changed: BTreeSet<i64>,
 }
 
 impl UnicornMinutes {
@@ -289,6 +292,8 @@ pub struct MinuteWindow {
     horizon_ms: i64,
     idle_ms: i64,
     unicorns: HashMap<UnicornName, UnicornMinutes>,
+    /// The unicorns with a minute changed since stored.
+    changed: HashSet<UnicornName>,
     counts: WindowCounts,
 }
 
@@ -310,6 +315,7 @@ impl MinuteWindow {
             horizon_ms: millis(rules.horizon),
             idle_ms: millis(rules.idle_after),
             unicorns: HashMap::new(),
+            changed: HashSet::new(),
             counts: WindowCounts::default(),
         }
     }
@@ -327,6 +333,7 @@ impl MinuteWindow {
     /// Puts `name`'s stored minutes in the window, replacing whatever it
     /// held for that unicorn.
     pub fn restore(&mut self, name: UnicornName, minutes: Vec<(i64, MinuteState)>) {
+        self.changed.remove(&name);
         self.unicorns
             .insert(name, UnicornMinutes::from_stored(minutes));
     }
@@ -335,6 +342,7 @@ impl MinuteWindow {
     /// consumer stored newer ones), so they must be loaded again.
     pub fn forget(&mut self, name: &UnicornName) {
         self.unicorns.remove(name);
+        self.changed.remove(name);
     }
 
     /// Folds one reading in at wall time `now_ms`.
@@ -377,6 +385,8 @@ impl MinuteWindow {
             }
         };
         unicorn.pending.insert(start);
+        unicorn.changed.insert(start);
+        self.changed.insert(r.name.clone());
         unicorn.latest_ms = Some(unicorn.latest_ms.map_or(ms, |l| l.max(ms)));
         self.counts.accepted += 1;
         if pushed == Push::Corrected {
@@ -432,6 +442,8 @@ impl MinuteWindow {
             if let Some(slot) = u.minutes.get_mut(&start) {
                 slot.state.emitted = true;
                 slot.dirty = true;
+                u.changed.insert(start);
+                self.changed.insert(name.clone());
             }
             u.pending.remove(&start);
         }
@@ -440,12 +452,15 @@ impl MinuteWindow {
     /// The minutes changed since they were loaded or stored.
     pub fn dirty(&self) -> Vec<DirtyMinute> {
         let mut out = Vec::new();
-        for (name, u) in &self.unicorns {
-            for (&start, slot) in &u.minutes {
-                if slot.dirty {
+        for name in &self.changed {
+            let Some(u) = self.unicorns.get(name) else {
+                continue;
+            };
+            for start in &u.changed {
+                if let Some(slot) = u.minutes.get(start) {
                     out.push(DirtyMinute {
                         name: name.clone(),
-                        minute_ms: start,
+                        minute_ms: *start,
                         state: slot.state.clone(),
                     });
                 }
@@ -472,16 +487,29 @@ impl MinuteWindow {
                     };
                 if unchanged {
                     slot.dirty = false;
+                    u.changed.remove(&minute.minute_ms);
                 }
             }
         }
+        // Only the unicorns just stored can have passed their horizon: a
+        // clock moves only with a reading, which changes a minute.
         let horizon_ms = self.horizon_ms;
-        for u in self.unicorns.values_mut() {
+        for (minute, _) in stored {
+            let Some(u) = self.unicorns.get_mut(&minute.name) else {
+                continue;
+            };
+            if u.changed.is_empty() {
+                self.changed.remove(&minute.name);
+            }
             let Some(latest) = u.latest_ms else { continue };
             let forget_before = latest.saturating_sub(horizon_ms);
-            u.minutes.retain(|&start, slot| {
-                start + MINUTE_MS > forget_before || slot.dirty || !slot.state.emitted
-            });
+            while let Some(entry) = u.minutes.first_entry() {
+                let (start, slot) = (*entry.key(), entry.get());
+                if start + MINUTE_MS > forget_before || slot.dirty || !slot.state.emitted {
+                    break;
+                }
+                entry.remove();
+            }
         }
     }
 
