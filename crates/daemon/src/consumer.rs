@@ -158,7 +158,7 @@ impl ShardConsumer {
             }
             if stop.is_cancelled() {
                 if let Some(to) = uncommitted.take() {
-                    match self.commit(&counter, &mut state, to).await {
+                    match self.commit(&counter, &mut state, to, None).await {
                         Err(Commit::Lost) => return Ended::Lost,
                         // Not saved: the next owner reads it again.
                         Err(Commit::Replay) | Ok(()) => {}
@@ -258,11 +258,9 @@ impl ShardConsumer {
                 let due = committed_at.elapsed() >= self.config.checkpoint_interval;
                 if (flushed.is_some() || uncommitted.is_some()) && due {
                     let to = uncommitted.take().unwrap_or_else(|| committed.clone());
-                    match self.commit(&counter, &mut state, to.clone()).await {
-                        Ok(()) => {
-                            committed = to;
-                            committed_at = Instant::now();
-                        }
+                    let progress = (&mut committed, &mut committed_at);
+                    match self.commit(&counter, &mut state, to, Some(progress)).await {
+                        Ok(()) => {}
                         Err(Commit::Lost) => return Ended::Lost,
                         Err(Commit::Replay) => {
                             failures += 1;
@@ -338,7 +336,7 @@ impl ShardConsumer {
                     }
                 }
                 match self
-                    .commit(&counter, &mut state, Checkpoint::ShardEnd)
+                    .commit(&counter, &mut state, Checkpoint::ShardEnd, None)
                     .await
                 {
                     Ok(()) => return Ended::ShardEnd,
@@ -351,11 +349,9 @@ impl ShardConsumer {
             }
             let interval_passed = committed_at.elapsed() >= self.config.checkpoint_interval;
             if let Some(to) = uncommitted.take_if(|_| interval_passed || !handled_all) {
-                match self.commit(&counter, &mut state, to.clone()).await {
-                    Ok(()) => {
-                        committed = to;
-                        committed_at = Instant::now();
-                    }
+                let progress = (&mut committed, &mut committed_at);
+                match self.commit(&counter, &mut state, to, Some(progress)).await {
+                    Ok(()) => {}
                     Err(Commit::Lost) => return Ended::Lost,
                     Err(Commit::Replay) => {
                         failures += 1;
@@ -402,12 +398,13 @@ impl ShardConsumer {
     }
 
     /// Makes what was handled durable (the pipeline's save), then moves the
-    /// checkpoint to `to`.
+    /// checkpoint to `to`; on success records it, and when, in `progress`.
     async fn commit(
         &self,
         counter: &Counter,
         state: &mut ShardState,
         to: Checkpoint,
+        progress: Option<(&mut Checkpoint, &mut Instant)>,
     ) -> Result<(), Commit> {
         let deadline = Instant::now() + self.config.batch_timeout;
         if let Err(error) = self.pipeline.save(state, deadline).await {
@@ -417,6 +414,10 @@ impl ShardConsumer {
         if let Err(e) = self.checkpoint(counter, &to).await {
             tracing::warn!(shard = %self.source.shard_id, error = %e, "checkpoint refused: lease lost");
             return Err(Commit::Lost);
+        }
+        if let Some((committed, at)) = progress {
+            *committed = to;
+            *at = Instant::now();
         }
         Ok(())
     }

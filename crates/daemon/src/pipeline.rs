@@ -51,6 +51,29 @@ pub struct Handled {
     pub retries: u32,
 }
 
+/// What an aggregator run or flush of `records` records became.
+fn aggregated(
+    result: Result<
+        wildrydes_core::aggregation::AggregateOutcome,
+        wildrydes_core::aggregation::AggregateError,
+    >,
+    records: usize,
+) -> Handled {
+    match result {
+        Ok(outcome) => Handled {
+            done: records,
+            error: None,
+            rejected: outcome.rejected,
+            written: outcome.emitted.len(),
+            retries: outcome.retries,
+        },
+        Err(e) => Handled {
+            error: Some(e.to_string()),
+            ..Handled::default()
+        },
+    }
+}
+
 /// Wall time as the minute window takes it.
 fn now_ms() -> i64 {
     chrono::Utc::now().timestamp_millis()
@@ -106,22 +129,10 @@ impl Pipeline {
                 }
             }
             (Pipeline::Aggregate(aggregator, _), ShardState::Window(window)) => {
-                match aggregator
+                let result = aggregator
                     .run(window, source, records, now_ms(), deadline)
-                    .await
-                {
-                    Ok(outcome) => Handled {
-                        done: records.len(),
-                        error: None,
-                        rejected: outcome.rejected,
-                        written: outcome.emitted.len(),
-                        retries: outcome.retries,
-                    },
-                    Err(e) => Handled {
-                        error: Some(e.to_string()),
-                        ..Handled::default()
-                    },
-                }
+                    .await;
+                aggregated(result, records.len())
             }
             (Pipeline::Aggregate(..), ShardState::Stateless) => Handled {
                 error: Some("aggregate pipeline started without its window".into()),
@@ -146,24 +157,10 @@ impl Pipeline {
         if window.open_minutes() == 0 {
             return None;
         }
-        Some(
-            match aggregator
-                .flush(window, source, all, now_ms(), deadline)
-                .await
-            {
-                Ok(outcome) => Handled {
-                    done: 0,
-                    error: None,
-                    rejected: outcome.rejected,
-                    written: outcome.emitted.len(),
-                    retries: outcome.retries,
-                },
-                Err(e) => Handled {
-                    error: Some(e.to_string()),
-                    ..Handled::default()
-                },
-            },
-        )
+        let result = aggregator
+            .flush(window, source, all, now_ms(), deadline)
+            .await;
+        Some(aggregated(result, 0))
     }
 
     /// Adopts the unicorns `mine` accepts that have minutes left pending in
