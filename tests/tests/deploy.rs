@@ -16,8 +16,11 @@
 //!
 //! What moto does not model is checked in the template CloudFormation holds
 //! for the stack (GetTemplate): its CloudFormation ignores `StreamEncryption`
-//! on streams and `SSESpecification` / `PointInTimeRecoverySpecification` on
-//! tables, so their service APIs would not show them.
+//! on streams and `SSESpecification` / `PointInTimeRecoverySpecification` /
+//! `TimeToLiveSpecification` on tables, so their service APIs would not show
+//! them; and the aggregator's schedule rule is read there too (its
+//! permission to invoke the function is read back from Lambda), as these
+//! tests have no EventBridge client.
 
 // Test code: a panic is how a failure is reported (clippy.toml allows
 // unwrap in #[test] functions; this extends it to their helpers).
@@ -457,7 +460,10 @@ async fn a_deploy_creates_every_resource_with_the_specified_settings() {
         for (name, keys) in [
             ("UnicornSensorData", vec![("Name", "S", "HASH"), ("StatusTime", "N", "RANGE")]),
             ("UnicornSensorDataRejects", vec![("RecordId", "S", "HASH")]),
-            ("WildRydesAggregatorState", vec![("ShardKey", "S", "HASH")]),
+            (
+                "WildRydesAggregatorMinutes",
+                vec![("Unicorn", "S", "HASH"), ("Minute", "N", "RANGE")],
+            ),
             ("WildRydesAlarmState", vec![("Name", "S", "HASH")]),
         ] {
             let described = dynamodb.describe_table().table_name(name).send().await.unwrap();
@@ -485,6 +491,35 @@ async fn a_deploy_creates_every_resource_with_the_specified_settings() {
             table_arns.insert(name, table.table_arn().unwrap().to_owned());
         }
         assert_eq!(ids["SensorTable"], "UnicornSensorData");
+
+        // The minute store's sparse index of minutes not yet emitted, which
+        // the scheduled flush queries (its TTL is read in the template below).
+        let minutes = dynamodb
+            .describe_table()
+            .table_name("WildRydesAggregatorMinutes")
+            .send()
+            .await
+            .unwrap();
+        let indexes: Vec<_> = minutes
+            .table()
+            .unwrap()
+            .global_secondary_indexes()
+            .iter()
+            .map(|i| {
+                let keys: Vec<_> = i
+                    .key_schema()
+                    .iter()
+                    .map(|k| (k.attribute_name().to_owned(), k.key_type().as_str().to_owned()))
+                    .collect();
+                let projection = i.projection().and_then(|p| p.projection_type()).map(|t| t.as_str().to_owned());
+                (i.index_name().unwrap().to_owned(), keys, projection)
+            })
+            .collect();
+        let pending_keys = vec![
+            ("Pending".to_owned(), "HASH".to_owned()),
+            ("Touched".to_owned(), "RANGE".to_owned()),
+        ];
+        assert_eq!(indexes, [("Pending".to_owned(), pending_keys, Some("KEYS_ONLY".to_owned()))]);
         assert_eq!(ids["RejectsTable"], "UnicornSensorDataRejects");
 
         // What moto does not model, in the template CloudFormation holds.
@@ -502,6 +537,13 @@ async fn a_deploy_creates_every_resource_with_the_specified_settings() {
             body.matches("PointInTimeRecoverySpecification:\n        PointInTimeRecoveryEnabled: true")
                 .count(),
             1
+        );
+        // moto 5.2.5's CloudFormation leaves the minute store's TTL disabled.
+        assert_eq!(
+            body.matches("      TimeToLiveSpecification:\n        AttributeName: ExpiresAt\n        Enabled: true\n")
+                .count(),
+            1,
+            "the minute store's TTL"
         );
 
         // Operators' topic, with the email subscription.
@@ -548,7 +590,7 @@ async fn a_deploy_creates_every_resource_with_the_specified_settings() {
                 "WildRydesAggregator",
                 env(&[
                     ("OUTPUT_STREAM", "wildrydes-aggregated"),
-                    ("STATE_TABLE_NAME", "WildRydesAggregatorState"),
+                    ("STATE_TABLE_NAME", "WildRydesAggregatorMinutes"),
                     ("REJECTS_TABLE_NAME", "UnicornSensorDataRejects"),
                 ]),
             ),
@@ -606,11 +648,36 @@ async fn a_deploy_creates_every_resource_with_the_specified_settings() {
         let aggregator = trigger(config, "WildRydesAggregator").await;
         assert_eq!(aggregator.event_source_arn(), Some(readings_arn));
         assert_eq!(aggregator.starting_position().map(|p| p.as_str()), Some("TRIM_HORIZON"));
-        assert_eq!(aggregator.tumbling_window_in_seconds(), Some(60));
+        assert_eq!(aggregator.tumbling_window_in_seconds(), None);
+        assert_eq!(aggregator.batch_size(), Some(1000));
+        assert_eq!(aggregator.maximum_batching_window_in_seconds(), Some(5));
         assert_ne!(aggregator.bisect_batch_on_function_error(), Some(true));
         assert_eq!(aggregator.maximum_retry_attempts(), Some(10));
         assert_eq!(aggregator.maximum_record_age_in_seconds(), Some(3600));
         assert_eq!(on_failure(&aggregator).as_deref(), Some(queue_arn.as_str()));
+
+        // The aggregator's schedule, and EventBridge's permission to invoke
+        // it from that rule only. The rule's schedule and target are read in
+        // the template (the tests have no EventBridge client).
+        assert_eq!(ids["AggregatorSchedule"], "WildRydesAggregatorFlush");
+        let rule_arn = format!("arn:aws:events:{REGION}:{ACCOUNT}:rule/WildRydesAggregatorFlush");
+        let policy = lambda.get_policy().function_name("WildRydesAggregator").send().await.unwrap();
+        let policy: serde_json::Value = serde_json::from_str(policy.policy().unwrap()).unwrap();
+        let statements = policy["Statement"].as_array().unwrap();
+        assert_eq!(statements.len(), 1, "{policy}");
+        assert_eq!(statements[0]["Effect"], "Allow");
+        assert_eq!(statements[0]["Action"], "lambda:InvokeFunction");
+        assert_eq!(statements[0]["Principal"]["Service"], "events.amazonaws.com");
+        assert_eq!(statements[0]["Condition"]["ArnLike"]["AWS:SourceArn"], rule_arn.as_str());
+        assert!(body.contains(
+            "      ScheduleExpression: rate(1 minute)\n      State: ENABLED\n      Targets:\n        - Id: WildRydesAggregator\n          Arn: !GetAtt AggregatorFunction.Arn\n"
+        ));
+        for function in ["WildRydesStreamProcessor", "WildRydesAlarm"] {
+            assert!(
+                lambda.get_policy().function_name(function).send().await.is_err(),
+                "{function} may be invoked by another service"
+            );
+        }
 
         let alarm = trigger(config, "WildRydesAlarm").await;
         assert_eq!(alarm.event_source_arn(), Some(readings_arn));
@@ -636,10 +703,9 @@ async fn a_deploy_creates_every_resource_with_the_specified_settings() {
 
         let mut expected = logs_and_read("WildRydesAggregator", readings_arn);
         expected.extend(grant(&["kinesis:PutRecord", "kinesis:PutRecords"], &[aggregates_arn]));
-        expected.extend(grant(
-            &["dynamodb:GetItem", "dynamodb:PutItem"],
-            &[&table_arns["WildRydesAggregatorState"]],
-        ));
+        let minutes = table_arns["WildRydesAggregatorMinutes"].as_str();
+        expected.extend(grant(&["dynamodb:PutItem", "dynamodb:Query"], &[minutes]));
+        expected.extend(grant(&["dynamodb:Query"], &[&format!("{minutes}/index/Pending")]));
         expected.extend(grant(&["dynamodb:BatchWriteItem", "dynamodb:PutItem"], &[rejects]));
         expected.extend(send_failure.clone());
         let actual = allowed(config, &roles["WildRydesAggregator"]).await;
@@ -850,7 +916,7 @@ async fn destroy_keeps_the_data_tables_unless_told_to_delete_them() {
         assert_eq!(stack_status(config).await, None);
         assert!(table_exists(config, "UnicornSensorData").await);
         assert!(table_exists(config, "UnicornSensorDataRejects").await);
-        assert!(!table_exists(config, "WildRydesAggregatorState").await);
+        assert!(!table_exists(config, "WildRydesAggregatorMinutes").await);
         assert!(!table_exists(config, "WildRydesAlarmState").await);
         let lambda = aws_sdk_lambda::Client::new(config);
         let functions = lambda.list_functions().send().await.unwrap();

@@ -1,20 +1,25 @@
-//! The real `wildrydes-stream-processor` binary, run under a Lambda runtime
-//! API (cargo-lambda's emulator) and invoked with fixture events, against the
-//! embedded DynamoDB. What this adds to the handler tests: the binary's
-//! start-up, its configuration from the environment, the runtime loop and the
-//! JSON it answers Lambda with.
+//! The real `wildrydes-stream-processor` and `wildrydes-aggregator`
+//! binaries, run under a Lambda runtime API (cargo-lambda's emulator) and
+//! invoked with events, against the embedded backend. What this adds to the
+//! handler tests: the binaries' start-up, their configuration from the
+//! environment, the runtime loop, the events they decode and the JSON they
+//! answer Lambda with.
 //!
 //! cargo-lambda comes from `cargo xtask test`, which installs it and names
 //! its folder in `WILDRYDES_TOOLS_BIN`.
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::PathBuf;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use tokio::process::Command;
+use base64::Engine as _;
+use tokio::process::{Child, Command};
+use wildrydes_core::{Aggregate, Reading, UnicornName};
 use wildrydes_local_aws::{LocalAws, LocalAwsOptions, workshop};
 use wildrydes_tests::lambda_runtime::RuntimeApi;
+use wildrydes_tests::{WORKSHOP_DAY, read_stream, readings_of_minute};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(format!(
@@ -96,4 +101,202 @@ async fn without_table_name_the_binary_says_what_to_set() {
         all.contains("environment variable TABLE_NAME is not set"),
         "{all}"
     );
+}
+
+/// Kills `function` and returns what it wrote on stdout: its JSON logs.
+async fn logs_of(mut function: Child) -> String {
+    function.kill().await.unwrap();
+    let output = function.wait_with_output().await.unwrap();
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// Writes the event the event source mapping makes of `readings` read from
+/// `shard` (sequence numbers from `first_sequence` on) to `dir/name.json`.
+fn write_shard_event(
+    dir: &Path,
+    name: &str,
+    stream_arn: &str,
+    shard: &str,
+    first_sequence: usize,
+    readings: &[Reading],
+) -> PathBuf {
+    let records: Vec<_> = readings
+        .iter()
+        .enumerate()
+        .map(|(i, r)| {
+            let sequence = format!("4959{:052}", first_sequence + i);
+            serde_json::json!({
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": r.name.as_str(),
+                    "sequenceNumber": sequence,
+                    "data": base64::engine::general_purpose::STANDARD.encode(r.to_json()),
+                    "approximateArrivalTimestamp": 1_795_000_000.25,
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": format!("{shard}:{sequence}"),
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": "arn:aws:iam::000000000000:role/WildRydesAggregatorRole",
+                "awsRegion": "us-east-1",
+                "eventSourceARN": stream_arn,
+            })
+        })
+        .collect();
+    let path = dir.join(format!("{name}.json"));
+    std::fs::write(&path, serde_json::json!({ "Records": records }).to_string()).unwrap();
+    path
+}
+
+#[tokio::test]
+async fn the_aggregator_binary_follows_a_split_and_flushes_on_schedule() {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let local = LocalAws::start(LocalAwsOptions::default()).await.unwrap();
+        workshop::ensure_workshop_resources(&local).await.unwrap();
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("aggregator-runtime-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+
+        // Three minutes of the workshop's Shadowfax, and the same figures for
+        // Rocinante: the readings must fold back into exactly these.
+        let mut want = BTreeMap::new();
+        let mut readings = Vec::new();
+        for line in WORKSHOP_DAY.lines().take(3) {
+            let shadowfax = Aggregate::from_json(line.as_bytes()).unwrap();
+            let rocinante = Aggregate {
+                name: UnicornName::new("Rocinante").unwrap(),
+                ..shadowfax.clone()
+            };
+            for a in [shadowfax, rocinante] {
+                readings.extend(readings_of_minute(&a, 250));
+                want.insert((a.status_time.epoch_millis(), a.name.to_string()), a);
+            }
+        }
+        readings.sort_by(|a, b| (a.status_time, &a.name).cmp(&(b.status_time, &b.name)));
+
+        // The parent shard up to the split at 00:01:30 (in two batches),
+        // then each child with one unicorn: minute 00:01 straddles it.
+        let arn = "arn:aws:kinesis:us-east-1:000000000000:stream/wildrydes";
+        let split = readings
+            .iter()
+            .position(|r| r.status_time.to_string() == "2016-02-12 00:01:30.250")
+            .unwrap();
+        let (before, after) = readings.split_at(split);
+        let child = |name: &str| -> Vec<Reading> {
+            after
+                .iter()
+                .filter(|r| r.name.as_str() == name)
+                .cloned()
+                .collect()
+        };
+        let half = before.len() / 2;
+        let events = [
+            write_shard_event(
+                &dir,
+                "parent-1",
+                arn,
+                "shardId-000000000000",
+                0,
+                &before[..half],
+            ),
+            write_shard_event(
+                &dir,
+                "parent-2",
+                arn,
+                "shardId-000000000000",
+                half,
+                &before[half..],
+            ),
+            write_shard_event(
+                &dir,
+                "left",
+                arn,
+                "shardId-000000000001",
+                0,
+                &child("Shadowfax"),
+            ),
+            write_shard_event(
+                &dir,
+                "right",
+                arn,
+                "shardId-000000000002",
+                0,
+                &child("Rocinante"),
+            ),
+        ];
+        let scheduled = dir.join("scheduled.json");
+        let rule = "arn:aws:events:us-east-1:000000000000:rule/WildRydesAggregatorFlush";
+        std::fs::write(
+            &scheduled,
+            serde_json::json!({
+                "version": "0", "id": "1", "detail-type": "Scheduled Event",
+                "source": "aws.events", "account": "000000000000",
+                "time": "2026-12-02T10:00:00Z", "region": "us-east-1",
+                "resources": [rule], "detail": {}
+            })
+            .to_string(),
+        )
+        .unwrap();
+
+        let api = RuntimeApi::start().await;
+        let exe = env!("CARGO_BIN_EXE_wildrydes-aggregator");
+        // Minutes idle for 1 ms are due on schedule: by the time the
+        // scheduled invocation runs (a process start later), every open
+        // minute is.
+        let function = api.function(exe, &local, &[("IDLE_AFTER_MS", "1")]);
+        let ok = serde_json::json!({ "batchItemFailures": [] });
+        for event in events.iter().chain([&scheduled]) {
+            let response = api.invoke(event).await;
+            if response != ok {
+                panic!(
+                    "{}: {response}; the function logged:\n{}",
+                    event.display(),
+                    logs_of(function).await
+                );
+            }
+        }
+
+        let emitted = read_stream(&local.kinesis_client(), workshop::AGGREGATE_STREAM).await;
+        let last: BTreeMap<_, _> = emitted
+            .iter()
+            .map(|r| {
+                let a = Aggregate::from_json(&r.data).unwrap();
+                ((a.status_time.epoch_millis(), a.name.to_string()), a)
+            })
+            .collect();
+        if last != want {
+            panic!(
+                "emitted {last:?}, not {want:?}; the function logged:\n{}",
+                logs_of(function).await
+            );
+        }
+
+        let logs = logs_of(function).await;
+        let lines: Vec<serde_json::Value> = logs
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+            .collect();
+        for shard in [
+            "shardId-000000000000",
+            "shardId-000000000001",
+            "shardId-000000000002",
+            "scheduled-flush",
+        ] {
+            assert!(
+                lines
+                    .iter()
+                    .any(|l| l["fields"]["message"] == "batch aggregated"
+                        && l["fields"]["shard_id"] == shard),
+                "no log line of {shard}:\n{logs}"
+            );
+        }
+        assert!(
+            lines
+                .iter()
+                .any(|l| l["_aws"].is_object() && l["AggregatesEmitted"].is_number())
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    })
+    .await
+    .expect("test timed out");
 }
