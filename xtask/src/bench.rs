@@ -100,8 +100,8 @@ const EVENTS: CriterionBench = CriterionBench {
     benches: &[
         "decode/shard_event",
         "decode/kinesis_event",
-        "decode/window_event",
-        "decode/kinesis_time_window_event",
+        "decode/aggregator_event",
+        "decode/scheduled_event",
     ],
 };
 
