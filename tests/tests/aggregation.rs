@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 
 use wildrydes_core::window::{MinuteWindow, WindowRules};
 use wildrydes_core::{Aggregate, Reading};
-use wildrydes_tests::{WORKSHOP_DAY, readings_of_minute};
+use wildrydes_testkit::{WORKSHOP_DAY, readings_of_minute};
 
 fn day_of_readings() -> Vec<Reading> {
     WORKSHOP_DAY

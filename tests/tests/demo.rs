@@ -10,16 +10,16 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use xtask::demo::{DemoOptions, run};
+use wildrydes_ops::demo::{DemoOptions, run};
+use wildrydes_testkit::binaries::cargo_bin;
 
-/// The folder of the workspace's binaries: `cargo test` builds `producer`
-/// and `wildrydes-daemon` there (their packages have integration tests).
+/// The folder of the `producer` and `wildrydes-daemon` binaries, built now.
 fn bin_dir() -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    exe.parent()
-        .and_then(|deps| deps.parent())
-        .unwrap()
-        .to_path_buf()
+    let producer = cargo_bin("wildrydes-producer", "producer");
+    let daemon = cargo_bin("wildrydes-daemon", "wildrydes-daemon");
+    let dir = producer.parent().unwrap().to_path_buf();
+    assert_eq!(daemon.parent(), Some(dir.as_path()), "cargo puts binaries in one folder");
+    dir
 }
 
 fn options(faults: bool) -> DemoOptions {
@@ -43,7 +43,7 @@ async fn demo(faults: bool) {
         .expect("demo timed out")
         .unwrap();
     let v = &report.verification;
-    assert!(v.passed(), "{}", xtask::verify::describe(v, 10));
+    assert!(v.passed(), "{}", wildrydes_ops::verify::describe(v, 10));
     assert_eq!(v.matching, report.expected.len());
     // Three unicorns (four with the late device under faults), four
     // simulated minutes: four or five minutes each, depending on where in

@@ -28,84 +28,23 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::Path;
 use std::time::Duration;
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_cloudformation::config::{Credentials, SharedCredentialsProvider};
 use aws_sdk_sqs::types::QueueAttributeName;
-use tokio::process::{Child, Command};
-use wildrydes_tests::bounded;
-use xtask::deploy::{DeployOptions, Outcome, Settings, deploy};
-use xtask::destroy::{DestroyOptions, destroy};
-use xtask::template::FUNCTIONS;
+use wildrydes_local_aws::{REGION, static_sdk_config};
+use wildrydes_ops::deploy::{DeployOptions, Outcome, Settings, deploy};
+use wildrydes_ops::destroy::{DestroyOptions, destroy};
+use wildrydes_ops::template::FUNCTIONS;
+use wildrydes_testkit::moto::{ACCOUNT, Moto};
+use wildrydes_testkit::{bounded, free_port};
 
-/// moto's fixed account.
-const ACCOUNT: &str = "123456789012";
-const REGION: &str = "us-east-1";
-const STACK: &str = "wildrydes";
-
-// ---- moto -----------------------------------------------------------------
-
-fn moto_server() -> PathBuf {
-    let dir = std::env::var_os("WILDRYDES_TOOLS_BIN").expect(
-        "WILDRYDES_TOOLS_BIN is not set: run the tests with `cargo xtask test`, which installs moto and sets it",
-    );
-    PathBuf::from(dir).join("moto_server")
-}
-
-/// A port free on 127.0.0.1 right now: moto takes a port number, not a
-/// listener.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-/// A moto server of its own, stopped when dropped.
-struct Moto {
-    _server: Child,
-    config: SdkConfig,
-}
-
-/// Starts moto (with AWS's managed IAM policies, as CloudFormation needs
-/// them) and waits until it answers an API call.
+/// moto with the managed IAM policies CloudFormation attaches.
 async fn start_moto() -> Moto {
-    let port = free_port();
-    let mut server = Command::new(moto_server())
-        .args(["-H", "127.0.0.1", "-p"])
-        .arg(port.to_string())
-        .env("MOTO_IAM_LOAD_MANAGED_POLICIES", "true")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("cannot start moto_server");
-    let config = moto_config(&format!("http://127.0.0.1:{port}"));
-    let sts = aws_sdk_sts::Client::new(&config);
-    while sts.get_caller_identity().send().await.is_err() {
-        if let Some(status) = server.try_wait().unwrap() {
-            panic!("moto_server exited before answering: {status}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    Moto {
-        _server: server,
-        config,
-    }
+    Moto::start_with_managed_policies().await
 }
-
-/// SDK configuration for `endpoint`: test credentials, a fixed region.
-fn moto_config(endpoint: &str) -> SdkConfig {
-    SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new(REGION))
-        .endpoint_url(endpoint)
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            "test", "test", None, None, "moto",
-        )))
-        .build()
-}
+const STACK: &str = "wildrydes";
 
 // ---- deploy's inputs ----------------------------------------------------------
 
@@ -114,7 +53,7 @@ fn moto_config(endpoint: &str) -> SdkConfig {
 /// the bytes, hence the keys, differ between calls.
 fn placeholder_zips(dir: &Path, tag: &str) {
     for function in FUNCTIONS {
-        let path = xtask::artifacts::zip_path(dir, function.binary);
+        let path = wildrydes_ops::artifacts::zip_path(dir, function.binary);
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         let mut zip = zip::ZipWriter::new(std::fs::File::create(&path).unwrap());
         let options = zip::write::SimpleFileOptions::default()
@@ -403,7 +342,7 @@ async fn a_deploy_creates_every_resource_with_the_specified_settings() {
         assert_eq!(report.outputs, outputs);
         let held = cfn.get_template().stack_name(STACK).send().await.unwrap();
         let body = held.template_body().unwrap();
-        assert_eq!(body, xtask::template::TEMPLATE);
+        assert_eq!(body, wildrydes_ops::template::TEMPLATE);
         let declared = &body[body.find("\nOutputs:\n").unwrap()..];
         for key in [
             "ReadingsStreamName",
@@ -807,7 +746,7 @@ async fn a_dry_run_shows_the_changes_and_changes_nothing() {
         let Outcome::Planned(changes) = &plan.outcome else {
             panic!("not a plan: {:?}", plan.outcome);
         };
-        let resource_count = xtask::template::TEMPLATE
+        let resource_count = wildrydes_ops::template::TEMPLATE
             .lines()
             .filter(|l| l.starts_with("    Type: AWS::"))
             .count();
@@ -983,7 +922,7 @@ async fn missing_credentials_and_an_unreachable_endpoint_are_one_clear_line() {
         assert!(line.starts_with("no usable AWS credentials"), "{line}");
         assert!(!line.contains('\n'), "{line}");
 
-        let unreachable = moto_config(&format!("http://127.0.0.1:{}", free_port()));
+        let unreachable = static_sdk_config(Some(&format!("http://127.0.0.1:{}", free_port())));
         let line = deploy(&unreachable, &options).await.unwrap_err();
         assert_eq!(line.chain().count(), 1, "{line:?}");
         let line = line.to_string();

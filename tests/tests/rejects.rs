@@ -8,11 +8,13 @@ use std::time::Duration;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::ShardIteratorType;
 use tokio::time::Instant;
-use wildrydes_core::process::{Processor, ShardSource, SourceRecord};
-use wildrydes_core::rejects::{self, RejectStore};
+use wildrydes_core::input::{ShardSource, SourceRecord};
+use wildrydes_core::process::Processor;
+use wildrydes_core::rejects::RejectStore;
+use wildrydes_ops::rejects;
 use wildrydes_core::writer::{TableWriter, WriterConfig};
-use wildrydes_local_aws::workshop::{self, AGGREGATE_STREAM, REJECTS_TABLE, SENSOR_TABLE};
-use wildrydes_tests::{bounded, start_local_aws};
+use wildrydes_local_aws::workshop::{self, AGGREGATES_STREAM, REJECTS_TABLE, SENSOR_TABLE};
+use wildrydes_testkit::{bounded, start_local_aws};
 
 #[tokio::test]
 async fn rejects_are_listed_and_redriven_to_their_stream() {
@@ -30,7 +32,7 @@ async fn rejects_are_listed_and_redriven_to_their_stream() {
         for data in payloads {
             kinesis
                 .put_record()
-                .stream_name(AGGREGATE_STREAM)
+                .stream_name(AGGREGATES_STREAM)
                 .partition_key("Shadowfax")
                 .data(Blob::new(data))
                 .send()
@@ -39,7 +41,7 @@ async fn rejects_are_listed_and_redriven_to_their_stream() {
         }
         let summary = kinesis
             .describe_stream_summary()
-            .stream_name(AGGREGATE_STREAM)
+            .stream_name(AGGREGATES_STREAM)
             .send()
             .await
             .unwrap();
@@ -89,7 +91,7 @@ async fn rejects_are_listed_and_redriven_to_their_stream() {
 async fn read_all(kinesis: &aws_sdk_kinesis::Client) -> Vec<SourceRecord> {
     let iterator = kinesis
         .get_shard_iterator()
-        .stream_name(AGGREGATE_STREAM)
+        .stream_name(AGGREGATES_STREAM)
         .shard_id("shardId-000000000000")
         .shard_iterator_type(ShardIteratorType::TrimHorizon)
         .send()
@@ -104,10 +106,6 @@ async fn read_all(kinesis: &aws_sdk_kinesis::Client) -> Vec<SourceRecord> {
     records
         .records()
         .iter()
-        .map(|r| SourceRecord {
-            sequence_number: r.sequence_number().to_owned(),
-            partition_key: r.partition_key().unwrap_or_default().to_owned(),
-            data: r.data().as_ref().to_vec(),
-        })
+        .map(SourceRecord::from)
         .collect()
 }

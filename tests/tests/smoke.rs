@@ -9,7 +9,7 @@ use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::{PutRecordsRequestEntry, ShardIteratorType};
 use wildrydes_local_aws::{KeyAttribute, TableSpec, ensure_stream, ensure_table};
-use wildrydes_tests::{bounded, start_local_aws};
+use wildrydes_testkit::{bounded, start_local_aws};
 
 type Item = std::collections::HashMap<String, AttributeValue>;
 

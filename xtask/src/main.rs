@@ -2,34 +2,36 @@
 //! folder of it (the alias lives in `.cargo/config.toml`).
 //!
 //! Follows rust-analyzer's xtask convention: this file only parses flags and
-//! dispatches; each task is a module with a `run` entry point, and external
-//! commands are run with `xshell`, without a shell in between.
+//! dispatches, external commands run through `xshell` without a shell in
+//! between, and the crate stays light (clap, anyhow, xshell) so that
+//! `cargo xtask --help` builds in seconds on a clean clone.
 //!
 //! - `test` (in `test.rs`): the format check and every test of the workspace;
 //!   what CI runs.
-//! - `local` (in `local.rs`): the embedded Kinesis and DynamoDB in the
-//!   foreground, for the aws CLI and our binaries.
-//! - `rejects` (in `rejects.rs`): list and re-drive refused records.
-//! - `deploy` and `destroy` (in the library, `lib.rs`, so that tests drive
-//!   them in-process): the pipeline on AWS, and taking it down.
-//! - `demo`, `verify`, `tail` (in the library): the whole pipeline locally
-//!   with its proof; a ledger against the table; a stream's records.
 //! - `bench` (in `bench.rs`): the benchmarks, release builds, figures in
 //!   `target/bench/`; never part of `test`.
-//! - `tools.rs`: finding (and, later, installing) the tools tasks need.
+//! - `tools` (in `tools.rs`): the pinned Python tools (cargo-lambda, moto,
+//!   cfn-lint) in `target/xtask/venv`.
+//! - The operations a user runs (`deploy`, `destroy`, `demo`, `local`,
+//!   `verify`, `tail`, `rejects`) are the `wildrydes-ops` crate's
+//!   (`crates/ops`): `ops.rs` builds its binary, with the binaries it runs,
+//!   in one `cargo build` of the workspace's features, and runs it with the
+//!   arguments as given.
 
 mod bench;
-mod local;
-mod rejects;
+mod ops;
 mod test;
 mod tools;
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Parser, Subcommand};
 use xshell::Shell;
 
-/// Developer tasks for the wildrydes workspace.
+/// Developer tasks for the wildrydes workspace. The operations (deploy,
+/// destroy, demo, local, verify, tail, rejects) are built on first use; each
+/// takes `--help`.
 #[derive(Debug, Parser)]
 #[command(name = "cargo xtask", bin_name = "cargo xtask", version, about)]
 struct Cli {
@@ -37,109 +39,56 @@ struct Cli {
     task: Task,
 }
 
+/// The arguments of an operation, passed on untouched (`--help` included).
+#[derive(Debug, clap::Args)]
+struct Passed {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "ARGS")]
+    args: Vec<OsString>,
+}
+
 #[derive(Debug, Subcommand)]
 enum Task {
-    /// Check formatting, then run every test of the workspace (what CI runs).
+    /// Check formatting, lint the templates, then run every test of the
+    /// workspace (what CI runs).
     Test,
-    /// Serve Kinesis and DynamoDB on 127.0.0.1 with the workshop's streams and
-    /// table, print the environment that points AWS tools at them, and run
-    /// until Ctrl-C.
-    Local(LocalFlags),
-    /// List the records the pipeline refused, or put them back on their
-    /// stream after a fix (honours --region, --profile, --endpoint-url and
-    /// the AWS environment, like the aws CLI).
-    Rejects(rejects::Flags),
-    /// Build the Lambda functions and create or update the whole pipeline
-    /// on AWS (CloudFormation stack of infra/wildrydes.yaml) through a
-    /// change set; a second run with no change changes nothing.
-    Deploy(xtask::deploy::Flags),
-    /// Delete the stack; the tables of aggregates and rejects are kept
-    /// unless --delete-data.
-    Destroy(xtask::destroy::Flags),
-    /// The whole pipeline on the embedded backend in about a minute: a
-    /// producer fleet (one unicorn draining its magic), the daemon's
-    /// aggregate, process and alarm pipelines, then a report and a check of
-    /// the table against the producer's ledger.
-    Demo(DemoFlags),
-    /// Recompute the aggregates a producer ledger implies and compare them,
-    /// item by item, with the table (honours --region, --profile,
-    /// --endpoint-url and the AWS environment).
-    Verify(VerifyFlags),
-    /// Print a stream's records as they arrive, as indented JSON (like the
-    /// workshop's consumer); handy with `cargo xtask local`.
-    Tail(TailFlags),
     /// Measure the pipeline (core benches, the stream processor's handler,
     /// the Lambda binary, the daemon, the producer; release builds) and
     /// write the figures to target/bench/. Not part of `test`.
     Bench(bench::Flags),
-}
-
-/// Flags of `cargo xtask demo`.
-#[derive(Debug, Args)]
-struct DemoFlags {
-    /// Unicorns in the fleet; the first drains its magic below 50 and back
-    #[arg(long, default_value_t = 5)]
-    unicorns: usize,
-    /// Simulated time to produce, in seconds
-    #[arg(long, default_value_t = 360)]
-    duration: u64,
-    /// Simulated seconds per real second
-    #[arg(long, default_value_t = 30)]
-    time_scale: u32,
-    /// Run under faults: Kinesis write limits enforced, iterators expiring
-    /// after 1 s, the processing daemon killed (SIGKILL) and restarted every 3 s
-    #[arg(long)]
-    faults: bool,
-}
-
-/// Flags of `cargo xtask verify`.
-#[derive(Debug, Args)]
-struct VerifyFlags {
-    /// The ledger `producer --ledger` wrote; repeat it for several producers
-    /// that wrote to the same stream
-    #[arg(long, value_name = "FILE", required = true)]
-    ledger: Vec<PathBuf>,
-    /// The table of aggregates
-    #[arg(long, env = "TABLE_NAME", default_value = wildrydes_core::resources::SENSOR_TABLE)]
-    table: String,
-    #[command(flatten)]
-    aws: wildrydes_core::aws::AwsArgs,
-}
-
-/// Flags of `cargo xtask tail`.
-#[derive(Debug, Args)]
-struct TailFlags {
-    /// The stream, e.g. wildrydes or wildrydes-aggregated
-    stream: String,
-    /// Start from the oldest record kept instead of from now
-    #[arg(long)]
-    from_start: bool,
-    #[command(flatten)]
-    aws: wildrydes_core::aws::AwsArgs,
-}
-
-/// Flags of `cargo xtask local`.
-#[derive(Debug, Args)]
-struct LocalFlags {
-    /// Keep streams, records, tables and items in DIR across restarts
-    /// (relative to the current folder) [default: target/local-aws at the
-    /// root of the workspace].
-    #[arg(long, value_name = "DIR")]
-    data_dir: Option<PathBuf>,
-
-    /// Keep nothing on disk: start empty and lose everything on exit.
-    #[arg(long, conflicts_with = "data_dir")]
-    in_memory: bool,
-
-    /// Port for the Kinesis API on 127.0.0.1; pin it so endpoint URLs stay
-    /// valid across restarts (0 picks a free port).
-    #[arg(long, value_name = "PORT", default_value_t = 0)]
-    kinesis_port: u16,
-
-    /// Port for the DynamoDB API on 127.0.0.1; pin it so endpoint URLs stay
-    /// valid across restarts (0 picks a free port).
-    #[arg(long, value_name = "PORT", default_value_t = 0)]
-    dynamodb_port: u16,
+    /// Install the pinned Python tools (cargo-lambda, moto, cfn-lint) into
+    /// target/xtask/venv and print the folder of their programs; plain
+    /// `cargo test` finds them there.
+    Tools,
+    /// Serve Kinesis and DynamoDB on 127.0.0.1 with the workshop's streams and
+    /// tables, print the environment that points AWS tools at them, and run
+    /// until Ctrl-C.
+    #[command(disable_help_flag = true)]
+    Local(Passed),
+    /// List the records the pipeline refused, or put them back on their
+    /// stream after a fix.
+    #[command(disable_help_flag = true)]
+    Rejects(Passed),
+    /// Build the Lambda functions and create or update the whole pipeline
+    /// on AWS (CloudFormation stack of infra/wildrydes.yaml) through a
+    /// change set; a second run with no change changes nothing.
+    #[command(disable_help_flag = true)]
+    Deploy(Passed),
+    /// Delete the stack; the tables of aggregates and rejects are kept
+    /// unless --delete-data.
+    #[command(disable_help_flag = true)]
+    Destroy(Passed),
+    /// The whole pipeline on the embedded backend in about a minute: a
+    /// producer fleet, the daemon's aggregate, process and alarm pipelines,
+    /// then a report and a check of the table against the producer's ledger.
+    #[command(disable_help_flag = true)]
+    Demo(Passed),
+    /// Recompute the aggregates producer ledgers imply and compare them,
+    /// item by item, with the table.
+    #[command(disable_help_flag = true)]
+    Verify(Passed),
+    /// Print a stream's records as they arrive, as indented JSON.
+    #[command(disable_help_flag = true)]
+    Tail(Passed),
 }
 
 fn main() -> anyhow::Result<()> {
@@ -148,78 +97,19 @@ fn main() -> anyhow::Result<()> {
     sh.change_dir(project_root());
     match cli.task {
         Task::Test => test::run(&sh),
-        Task::Local(flags) => local::run(&flags),
-        Task::Rejects(flags) => rejects::run(flags),
-        Task::Deploy(flags) => xtask::deploy::run(&sh, flags, || Ok(tools::ensure_venv(&sh)?.bin)),
-        Task::Destroy(flags) => xtask::destroy::run(flags),
-        Task::Demo(flags) => demo(&sh, &flags),
-        Task::Verify(flags) => verify(&flags),
-        Task::Tail(flags) => tail(&flags),
         Task::Bench(flags) => bench::run(&sh, &flags),
+        Task::Tools => {
+            println!("{}", tools::ensure_venv(&sh)?.bin.display());
+            Ok(())
+        }
+        Task::Local(p) => ops::run(&sh, "local", &p.args),
+        Task::Rejects(p) => ops::run(&sh, "rejects", &p.args),
+        Task::Deploy(p) => ops::run(&sh, "deploy", &p.args),
+        Task::Destroy(p) => ops::run(&sh, "destroy", &p.args),
+        Task::Demo(p) => ops::run(&sh, "demo", &p.args),
+        Task::Verify(p) => ops::run(&sh, "verify", &p.args),
+        Task::Tail(p) => ops::run(&sh, "tail", &p.args),
     }
-}
-
-/// Builds the binaries the demo runs, runs it, prints the report; fails
-/// when the verification does.
-fn demo(sh: &Shell, flags: &DemoFlags) -> anyhow::Result<()> {
-    xshell::cmd!(
-        sh,
-        "cargo build --quiet -p wildrydes-producer -p wildrydes-daemon"
-    )
-    .run()?;
-    let root = project_root();
-    let options = xtask::demo::DemoOptions {
-        unicorns: flags.unicorns,
-        duration_secs: flags.duration,
-        time_scale: flags.time_scale,
-        faults: flags.faults,
-        work_dir: root.join("target/demo"),
-        bin_dir: root.join("target/debug"),
-        progress: true,
-        settle_timeout: std::time::Duration::from_secs(90),
-    };
-    let report = tokio::runtime::Runtime::new()?.block_on(xtask::demo::run(&options))?;
-    println!("{}", xtask::demo::describe(&report));
-    println!("Ledger and logs: {}", options.work_dir.display());
-    anyhow::ensure!(
-        report.verification.passed(),
-        "the table does not match the producer's ledger (see above)"
-    );
-    Ok(())
-}
-
-fn verify(flags: &VerifyFlags) -> anyhow::Result<()> {
-    tokio::runtime::Runtime::new()?.block_on(async {
-        let config = flags.aws.sdk_config().await;
-        let dynamodb = aws_sdk_dynamodb::Client::new(&config);
-        let ledgers: Vec<_> = flags.ledger.iter().map(PathBuf::as_path).collect();
-        let (_, v) = xtask::verify::verify_ledgers(&ledgers, &dynamodb, &flags.table).await?;
-        print!("{}", xtask::verify::describe(&v, 20));
-        let names: Vec<_> = flags
-            .ledger
-            .iter()
-            .map(|l| l.display().to_string())
-            .collect();
-        anyhow::ensure!(
-            v.passed(),
-            "table {} does not match ledger {}",
-            flags.table,
-            names.join(" + ")
-        );
-        Ok(())
-    })
-}
-
-fn tail(flags: &TailFlags) -> anyhow::Result<()> {
-    tokio::runtime::Runtime::new()?.block_on(async {
-        let config = flags.aws.sdk_config().await;
-        xtask::tail::tail(
-            &aws_sdk_kinesis::Client::new(&config),
-            &flags.stream,
-            flags.from_start,
-        )
-        .await
-    })
 }
 
 /// The workspace root, found from this crate's manifest directory so that
@@ -243,9 +133,15 @@ mod tests {
     }
 
     #[test]
-    fn in_memory_and_data_dir_exclude_each_other() {
-        let parsed = Cli::try_parse_from(["xtask", "local", "--in-memory", "--data-dir", "x"]);
-        assert!(parsed.is_err());
+    fn an_operations_flags_are_passed_on_untouched() {
+        let parsed = Cli::try_parse_from([
+            "xtask", "deploy", "--help", "--region", "eu-west-1", "--skip-build",
+        ])
+        .unwrap();
+        let Task::Deploy(p) = parsed.task else {
+            panic!("not deploy: {parsed:?}")
+        };
+        assert_eq!(p.args, ["--help", "--region", "eu-west-1", "--skip-build"]);
     }
 
     #[test]

@@ -29,7 +29,7 @@ use wildrydes_benches::fixture;
 use wildrydes_benches::http::{self, free_port};
 use wildrydes_benches::report::{self, f};
 use wildrydes_benches::usage::{self, mib};
-use wildrydes_tests::lambda_runtime::RuntimeApi;
+use wildrydes_testkit::lambda_runtime::RuntimeApi;
 
 /// Measures whole processes of the Wild Rydes pipeline (release builds,
 /// found beside this program). Results go to target/bench/.

@@ -50,7 +50,8 @@ use chrono::Utc;
 use futures::StreamExt as _;
 use tokio::time::Instant;
 use wildrydes_core::UnicornName;
-use wildrydes_core::process::{ShardSource, SourceRecord};
+use wildrydes_core::input::{ShardSource, SourceRecord};
+use wildrydes_core::names::PipelineName;
 use wildrydes_core::rejects::{Reject, RejectStore};
 use wildrydes_core::retry::RetryPolicy;
 
@@ -62,7 +63,7 @@ use crate::observation::{Observation, Shape};
 use crate::store::{Claim, StateStore, UnicornState, Written};
 
 /// The name under which the alarm stores its rejects.
-pub const PIPELINE: &str = "alarm";
+const PIPELINE: PipelineName = PipelineName::Alarm;
 
 /// How the alarm retries and waits.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -71,8 +72,9 @@ pub struct AlarmSettings {
     pub notify_retry: RetryPolicy,
     /// Retries of a state-table call that failed (after the SDK's own).
     pub store_retry: RetryPolicy,
-    /// Pauses while another invocation holds a unicorn's claim (attempts are
-    /// bounded by the deadline, not by `max_attempts`).
+    /// Pauses while another invocation holds a unicorn's claim (at least
+    /// 1 ms each); `max_attempts` of `u32::MAX` leaves only the deadline to
+    /// bound them.
     pub claim_poll: RetryPolicy,
     /// Longest a claim is held. Past it (plus [`CLAIM_GRACE`]) another
     /// invocation may take the transition over, so this invocation starts no
@@ -86,6 +88,10 @@ pub struct AlarmSettings {
 /// notifier call started just before the end may still be answering, and
 /// clocks of hosts differ a little.
 pub const CLAIM_GRACE: Duration = Duration::from_secs(10);
+
+/// Shortest pause between two reads of a unicorn claimed by another
+/// invocation: full jitter may draw a wait of zero.
+const MIN_CLAIM_POLL: Duration = Duration::from_millis(1);
 
 impl Default for AlarmSettings {
     fn default() -> Self {
@@ -354,16 +360,12 @@ impl MagicAlarm {
                     tracing::info!(unicorn = %name, claim = %claim.id, "another invocation is notifying this unicorn; waiting for it");
                 }
                 polls += 1;
-                let wait = self
-                    .settings
-                    .claim_poll
-                    .delay(polls)
-                    .max(Duration::from_millis(1));
-                if Instant::now() + wait >= deadline {
+                let Some(wait) = self.settings.claim_poll.wait(polls, deadline) else {
                     fail(&mut out, &all, 0, still_claimed(&claim.id));
                     return out;
-                }
-                tokio::time::sleep(wait).await;
+                };
+                // Never poll in a tight loop, whatever the jitter drew.
+                tokio::time::sleep(wait.max(MIN_CLAIM_POLL)).await;
                 continue 'read;
             }
             let fresh: Vec<&(usize, Observation)> = observations
@@ -543,13 +545,10 @@ impl MagicAlarm {
                 return Ok(());
             };
             attempt += 1;
-            let wait = policy.delay(attempt);
-            if permanent || attempt >= policy.max_attempts.max(1) || Instant::now() + wait >= until
-            {
+            if permanent || !policy.backoff(attempt, until).await {
                 return Err(error);
             }
             out.notify_retries += 1;
-            tokio::time::sleep(wait).await;
         }
     }
 
@@ -567,13 +566,12 @@ impl MagicAlarm {
                 Ok(Ok(v)) => return Ok(v),
                 Ok(Err(e)) => {
                     attempt += 1;
-                    let wait = policy.delay(attempt);
-                    if !e.is_transient()
-                        || attempt >= policy.max_attempts.max(1)
-                        || Instant::now() + wait >= deadline
-                    {
+                    if !e.is_transient() {
                         return Err(e);
                     }
+                    let Some(wait) = policy.wait(attempt, deadline) else {
+                        return Err(e);
+                    };
                     tracing::warn!(error = %e, attempt, "state table call failed; trying again");
                     tokio::time::sleep(wait).await;
                 }
@@ -650,7 +648,7 @@ mod tests {
             data: b"nope".to_vec(),
         };
         let r = reject(&source, &record, "record is not JSON".into());
-        assert_eq!(r.pipeline, "alarm");
+        assert_eq!(r.pipeline, PipelineName::Alarm);
         assert_eq!(r.record_id(), "wildrydes/shardId-000000000000/1");
     }
 }

@@ -1,19 +1,13 @@
 //! `AlarmError`: everything that can go wrong in the alarm, each variant
 //! saying what failed, on what, and what to do about it.
 
-use wildrydes_lambda::config::ConfigError;
-
 /// Why the alarm could not start, judge, notify or remember.
 #[derive(Debug, thiserror::Error)]
 pub enum AlarmError {
-    /// An environment variable is missing or unreadable.
-    #[error(transparent)]
-    Config(#[from] ConfigError),
-
     /// Nothing would receive the notifications: an alarm that tells no one is
     /// worse than none, so the function refuses to start.
     #[error(
-        "no notifier is configured: set ALARM_TOPIC_ARN to an SNS topic ARN, ALARM_WEBHOOK_URL to an http(s) URL, or ALARM_CONSOLE=true for a local run"
+        "no notifier is configured: give an SNS topic ARN, a webhook URL or the console (ALARM_TOPIC_ARN, ALARM_WEBHOOK_URL or ALARM_CONSOLE=true)"
     )]
     NoNotifier,
 

@@ -14,27 +14,30 @@
 //!   by conditional writes.
 //! - [`alarm`]: `MagicAlarm`, the batch logic (parse, group, walk, claim,
 //!   notify, commit), shared by the Lambda function and the daemon.
-//! - [`function`]: the Lambda adapter (configuration from the environment,
-//!   event in, `batchItemFailures` out); `src/bin/alarm.rs` is its `bootstrap`.
+//! - [`config`]: `AlarmConfig`, the alarm's settings, typed; the Lambda
+//!   function (`wildrydes-lambda`) fills it from the environment, the daemon
+//!   from its flags.
 //! - [`error`]: `AlarmError`, the one error type.
 //!
-//! What a record means is core's (`Reading`, `Aggregate`); what a Lambda
-//! event is comes from `wildrydes-lambda`. This crate decides when a figure is
-//! a transition and makes sure each transition is told once.
+//! What a record means is core's (`Reading`, `Aggregate`); how a batch
+//! arrives (a Lambda event, a shard's GetRecords) is the adapters'. This
+//! crate decides when a figure is a transition and makes sure each
+//! transition is told once.
 
 pub mod alarm;
+pub mod config;
 pub mod detector;
 pub mod error;
-pub mod function;
 pub mod notification;
 pub mod notify;
 pub mod observation;
 pub mod store;
 
 pub use alarm::{AlarmOutcome, AlarmSettings, MagicAlarm};
+pub use config::AlarmConfig;
 pub use detector::{AlarmState, Detector};
 pub use error::AlarmError;
 pub use notification::Notification;
 pub use notify::{ConsoleNotifier, MemoryNotifier, Notifier, SnsNotifier, WebhookNotifier};
 pub use observation::Observation;
-pub use store::{ALARM_TABLE, StateStore};
+pub use store::StateStore;

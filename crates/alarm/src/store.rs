@@ -27,17 +27,14 @@ use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, SecondsFormat, Utc};
-use wildrydes_core::retry::{Retry, classify_sdk};
+use wildrydes_core::retry::classify_sdk;
 use wildrydes_core::{StatusTime, UnicornName};
 
 use crate::detector::AlarmState;
 use crate::error::AlarmError;
 use crate::notification::Notification;
 
-/// Default name of the alarm-state table.
-pub const ALARM_TABLE: &str = "WildRydesAlarmState";
-
-/// Hash key of [`ALARM_TABLE`]: the unicorn's name, as in the sensor table.
+/// Hash key of the alarm-state table (`names::ALARM_TABLE` by default): the unicorn's name, as in the sensor table.
 pub const ALARM_TABLE_KEY: &str = "Name";
 
 /// One unicorn's state as read from the table.
@@ -362,7 +359,7 @@ impl StateStore {
 /// the network, a timeout, throttling, a server error; not a validation
 /// error, a missing table or a denied permission).
 fn is_transient<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
-    classify_sdk(e, false) == Retry::Transient
+    classify_sdk(e, false).is_transient()
 }
 
 /// The item that stores `state`.

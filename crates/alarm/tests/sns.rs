@@ -2,8 +2,8 @@
 //! subscribed to it; a dip and a recovery put exactly two messages on the
 //! queue, with subject, message and attributes.
 //!
-//! moto comes from `cargo xtask test`, which installs the pinned Python
-//! tools and names their folder in `WILDRYDES_TOOLS_BIN`.
+//! moto is found by `wildrydes_testkit::tools` (`cargo xtask tools`
+//! installs it).
 
 // Test code: a panic is how a failure is reported (clippy.toml allows
 // unwrap in #[test] functions; this extends it to their helpers).
@@ -11,72 +11,18 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::sync::Arc;
-use std::time::Duration;
 
-use aws_config::{BehaviorVersion, Region, SdkConfig};
-use aws_sdk_sns::config::{Credentials, SharedCredentialsProvider};
 use aws_sdk_sqs::types::QueueAttributeName;
 use common::*;
-use tokio::process::{Child, Command};
 use wildrydes_alarm::SnsNotifier;
-
-fn moto_server() -> PathBuf {
-    let dir = std::env::var_os("WILDRYDES_TOOLS_BIN").expect(
-        "WILDRYDES_TOOLS_BIN is not set: run the tests with `cargo xtask test`, which installs moto and sets it",
-    );
-    PathBuf::from(dir).join("moto_server")
-}
-
-/// A port free on 127.0.0.1 right now: moto takes a port number, not a
-/// listener.
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    listener.local_addr().unwrap().port()
-}
-
-/// Starts moto on 127.0.0.1:`port` and waits until it accepts connections.
-async fn start_moto(port: u16) -> Child {
-    let mut moto = Command::new(moto_server())
-        .args(["-H", "127.0.0.1", "-p"])
-        .arg(port.to_string())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("cannot start moto_server");
-    while tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .is_err()
-    {
-        if let Some(status) = moto.try_wait().unwrap() {
-            panic!("moto_server exited before answering: {status}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    moto
-}
-
-/// SDK configuration for moto: its endpoint, test credentials, a fixed region.
-fn moto_config(port: u16) -> SdkConfig {
-    SdkConfig::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .region(Region::new("us-east-1"))
-        .endpoint_url(format!("http://127.0.0.1:{port}"))
-        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
-            "test", "test", None, None, "moto",
-        )))
-        .build()
-}
+use wildrydes_testkit::moto::Moto;
 
 #[tokio::test]
 async fn a_dip_and_a_recovery_reach_an_sqs_subscriber_of_the_topic_once_each() {
     bounded(async {
-        let port = free_port();
-        let _moto = start_moto(port).await;
-        let aws = moto_config(port);
+        let moto = Moto::start().await;
+        let aws = moto.config.clone();
         let sns = aws_sdk_sns::Client::new(&aws);
         let sqs = aws_sdk_sqs::Client::new(&aws);
 
@@ -180,9 +126,8 @@ async fn a_dip_and_a_recovery_reach_an_sqs_subscriber_of_the_topic_once_each() {
 #[tokio::test]
 async fn a_missing_topic_fails_the_batch_at_the_transition() {
     bounded(async {
-        let port = free_port();
-        let _moto = start_moto(port).await;
-        let sns = aws_sdk_sns::Client::new(&moto_config(port));
+        let moto = Moto::start().await;
+        let sns = aws_sdk_sns::Client::new(&moto.config);
         let local = backend().await;
         let missing = "arn:aws:sns:us-east-1:123456789012:no-such-topic";
         let alarm = alarm(&local, vec![Arc::new(SnsNotifier::new(sns, missing))]);

@@ -25,16 +25,17 @@ use std::collections::BTreeSet;
 use tokio::time::Instant;
 
 use crate::aggregate::Aggregate;
+use crate::input::{ShardSource, SourceRecord};
 use crate::minute_store::{MinuteStore, MinuteStoreError};
 use crate::name::UnicornName;
-use crate::process::{ShardSource, SourceRecord};
+use crate::names::PipelineName;
 use crate::reading::Reading;
 use crate::rejects::{Reject, RejectStore};
 use crate::stream_writer::{OutRecord, StreamWriter};
 use crate::window::{DueMinute, MinuteWindow, Push};
 
 /// The name under which this pipeline stores its rejects.
-const PIPELINE: &str = "aggregator";
+const PIPELINE: PipelineName = PipelineName::Aggregate;
 
 /// What one batch (or flush) did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

@@ -1,7 +1,10 @@
-//! The Wild Rydes domain, shared by every binary of the pipeline.
+//! The Wild Rydes domain, shared by every binary of the pipeline: bytes,
+//! records and deadlines in; outcomes out.
 //!
 //! # Layout
 //!
+//! - [`input`]: `SourceRecord` and `ShardSource`, what every batch is made
+//!   of, with the one conversion from the SDK's Kinesis record.
 //! - [`time`]: `StatusTime`, the workshop's `YYYY-MM-DD HH:MM:SS.mmm` UTC time
 //!   held as the table's epoch-millisecond key.
 //! - [`name`]: `UnicornName`, the partition key of streams and table.
@@ -17,37 +20,40 @@
 //!   (load, fold, emit with [`stream_writer`]'s `StreamWriter`, keep rejects,
 //!   save), over [`minute_store`]'s `MinuteStore`, the aggregator's state kept
 //!   per unicorn and minute in DynamoDB.
-//! - [`resources`]: the default stream and table names.
-//! - [`verify`]: the aggregates readings must produce, compared with a table.
-//! - [`aws`]: `AwsArgs`, region, profile and endpoint for every binary.
+//! - [`names`]: every stream and table name, and `PipelineName`, the one
+//!   enum of the three pipelines.
 //!
 //! Parsing is in a private module (`json`) that turns any bytes into either a
 //! record or a typed error, without panicking.
 //!
-//! This crate knows nothing of Lambda, of shard consumption or of leases: the
-//! wrappers in `crates/lambda` and `crates/daemon` adapt their inputs to it.
+//! This crate knows nothing of Lambda, of the command line, of shard
+//! consumption or of leases, and depends on no other crate of ours: the
+//! wrappers in `crates/lambda` and `crates/daemon` adapt their inputs to it
+//! (`tests/tests/tidy.rs` keeps it so).
 
 pub mod aggregate;
 pub mod aggregation;
-pub mod aws;
 pub mod error;
+pub mod input;
 pub mod item;
 mod json;
 pub mod minute_store;
 pub mod name;
+pub mod names;
 pub mod process;
 pub mod reading;
 pub mod rejects;
-pub mod resources;
 pub mod retry;
 pub mod stream_writer;
+#[cfg(test)]
+mod test_dynamodb;
 pub mod time;
-pub mod verify;
 pub mod window;
 pub mod writer;
 
 pub use aggregate::Aggregate;
 pub use error::{Field, ValidationError};
+pub use input::{ShardSource, SourceRecord};
 pub use name::UnicornName;
 pub use reading::Reading;
 pub use time::StatusTime;

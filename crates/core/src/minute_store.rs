@@ -35,7 +35,7 @@ use futures::StreamExt as _;
 use tokio::time::Instant;
 
 use crate::name::UnicornName;
-use crate::retry::{Retry, RetryPolicy, classify_sdk};
+use crate::retry::{RetryPolicy, classify_sdk};
 use crate::time::MINUTE_MS;
 use crate::window::{DirtyMinute, MinuteState, minute_of};
 
@@ -371,22 +371,16 @@ impl MinuteStore {
         }
     }
 
-    /// Waits before attempt `attempt` and says whether to make it.
+    /// Whether to try again after the `attempt`-th failure, `e`: only a
+    /// transient one, and only if the policy's backoff ends before `deadline`
+    /// (it is waited out here).
     async fn may_retry<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(
         &self,
         e: &SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>,
         attempt: u32,
         deadline: Instant,
     ) -> bool {
-        if classify_sdk(e, false) == Retry::Permanent || attempt >= self.retry.max_attempts {
-            return false;
-        }
-        let wait = self.retry.delay(attempt);
-        if Instant::now() + wait >= deadline {
-            return false;
-        }
-        tokio::time::sleep(wait).await;
-        true
+        classify_sdk(e, false).is_transient() && self.retry.backoff(attempt, deadline).await
     }
 
     fn error<E: std::error::Error + 'static>(

@@ -16,32 +16,13 @@ use std::collections::HashMap;
 use tokio::time::Instant;
 
 use crate::aggregate::Aggregate;
+use crate::input::{ShardSource, SourceRecord};
 use crate::item::aggregate_to_item;
 use crate::name::UnicornName;
+use crate::names::{PipelineName, SENSOR_TABLE_KEY};
 use crate::rejects::{Reject, RejectStore};
-use crate::resources::SENSOR_TABLE_KEY;
 use crate::time::StatusTime;
 use crate::writer::TableWriter;
-
-/// One record of a shard, whatever read it (a Lambda event, GetRecords).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SourceRecord {
-    /// Its sequence number: where a retry resumes.
-    pub sequence_number: String,
-    /// Its partition key.
-    pub partition_key: String,
-    /// Its payload.
-    pub data: Vec<u8>,
-}
-
-/// The shard a batch comes from: one batch is always of one shard.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ShardSource {
-    /// The stream's ARN.
-    pub stream_arn: String,
-    /// The shard's id.
-    pub shard_id: String,
-}
 
 /// What became of a batch.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -71,7 +52,7 @@ pub struct Processor {
 }
 
 /// The name under which this pipeline stores its rejects.
-const PIPELINE: &str = "processor";
+const PIPELINE: PipelineName = PipelineName::Process;
 
 impl Processor {
     /// A processor writing aggregates with `table` and rejects to `rejects`.
@@ -159,21 +140,19 @@ pub fn reject(source: &ShardSource, record: &SourceRecord, reason: String) -> Re
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+    use std::future::Future;
+    use std::sync::Arc;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Duration;
 
     use aws_sdk_dynamodb::Client;
-    use aws_sdk_dynamodb::config::retry::RetryConfig;
-    use aws_sdk_dynamodb::operation::batch_write_item::{
-        BatchWriteItemError, BatchWriteItemInput, BatchWriteItemOutput,
-    };
-    use aws_sdk_dynamodb::types::WriteRequest;
-    use aws_sdk_dynamodb::types::error::{
-        ProvisionedThroughputExceededException, ResourceNotFoundException,
-    };
-    use aws_smithy_mocks::{RuleMode, mock, mock_client};
+    use serde_json::Value;
 
     use super::*;
     use crate::retry::RetryPolicy;
+    use crate::test_dynamodb::{self, FakeDynamoDb, ok};
     use crate::writer::WriterConfig;
 
     const FIXTURE: &str = include_str!("../../../tests/fixtures/shadowfax-2016-02-12.json");
@@ -216,81 +195,83 @@ mod tests {
         Instant::now() + Duration::from_secs(10)
     }
 
-    fn puts(input: &BatchWriteItemInput, table: &str) -> Vec<WriteRequest> {
-        input
-            .request_items()
-            .and_then(|r| r.get(table))
-            .cloned()
+    /// Runs `work`, failing the test if it has not ended within 30 s.
+    async fn bounded<T>(work: impl Future<Output = T>) -> T {
+        tokio::time::timeout(Duration::from_secs(30), work)
+            .await
+            .expect("the test ran for more than 30 s")
+    }
+
+    /// A shared call counter for a handler to bump.
+    fn counter() -> Arc<AtomicUsize> {
+        Arc::new(AtomicUsize::new(0))
+    }
+
+    /// The `WriteRequest`s of a BatchWriteItem body for `table`.
+    fn puts<'a>(body: &'a Value, table: &str) -> &'a [Value] {
+        body["RequestItems"][table]
+            .as_array()
+            .map(Vec::as_slice)
             .unwrap_or_default()
     }
 
-    fn is_table(input: &BatchWriteItemInput, table: &str) -> bool {
-        input.request_items().is_some_and(|r| r.contains_key(table))
+    fn is_table(body: &Value, table: &str) -> bool {
+        body["RequestItems"].get(table).is_some()
+    }
+
+    /// Attribute `name` of the item of a put request, with its type
+    /// (`"N"`, `"S"`).
+    fn attribute<'a>(request: &'a Value, name: &str, kind: &str) -> Option<&'a str> {
+        request["PutRequest"]["Item"][name][kind].as_str()
     }
 
     /// Whether the call holds the item of `minute` ("HH:MM") of the fixture day.
-    fn holds_minute(input: &BatchWriteItemInput, minute: &str) -> bool {
+    fn holds_minute(body: &Value, minute: &str) -> bool {
         let ms = StatusTime::parse(&format!("2016-02-12 {minute}:00.000"))
             .unwrap()
             .epoch_millis()
             .to_string();
-        puts(input, "UnicornSensorData").iter().any(|w| {
-            w.put_request()
-                .and_then(|p| p.item().get("StatusTime"))
-                .and_then(|v| v.as_n().ok())
-                == Some(&ms)
-        })
-    }
-
-    fn ok() -> BatchWriteItemOutput {
-        BatchWriteItemOutput::builder().build()
-    }
-
-    fn no_retry(c: aws_sdk_dynamodb::config::Builder) -> aws_sdk_dynamodb::config::Builder {
-        c.retry_config(RetryConfig::disabled())
+        puts(body, "UnicornSensorData")
+            .iter()
+            .any(|w| attribute(w, "StatusTime", "N") == Some(ms.as_str()))
     }
 
     #[tokio::test]
     async fn a_whole_day_is_written_in_chunks_of_25() {
-        let rule = mock!(Client::batch_write_item)
-            .match_requests(|i| {
-                assert!(puts(i, "UnicornSensorData").len() <= 25);
-                true
-            })
-            .then_output(ok);
-        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule], no_retry);
+        let dynamodb = FakeDynamoDb::start(|body| {
+            assert!(puts(&body, "UnicornSensorData").len() <= 25);
+            ok()
+        })
+        .await;
         let lines: Vec<_> = FIXTURE.lines().collect();
-        let outcome = processor(client)
-            .process(&source(), &records(&lines), deadline())
-            .await;
+        let outcome =
+            bounded(processor(dynamodb.client()).process(&source(), &records(&lines), deadline()))
+                .await;
         assert_eq!(outcome.written, 1440);
         assert_eq!(outcome.first_failure, None);
-        assert_eq!(rule.num_calls(), 1440usize.div_ceil(25));
+        assert_eq!(dynamodb.calls(), 1440usize.div_ceil(25));
     }
 
     #[tokio::test]
     async fn unprocessed_items_are_retried_until_written() {
         // The first call of each chunk leaves all its items unprocessed.
-        let seen = std::sync::Mutex::new(std::collections::HashSet::new());
-        let rule = mock!(Client::batch_write_item).then_compute_output(move |i| {
-            let requests = puts(i, "UnicornSensorData");
-            let first = requests[0].put_request().unwrap().item()["StatusTime"]
-                .as_n()
+        let seen = Mutex::new(HashSet::new());
+        let dynamodb = FakeDynamoDb::start(move |body| {
+            let requests = puts(&body, "UnicornSensorData");
+            let first = attribute(&requests[0], "StatusTime", "N")
                 .unwrap()
-                .clone();
+                .to_owned();
             if seen.lock().unwrap().insert(first) {
-                BatchWriteItemOutput::builder()
-                    .unprocessed_items("UnicornSensorData", requests)
-                    .build()
+                test_dynamodb::unprocessed("UnicornSensorData", requests.into())
             } else {
                 ok()
             }
-        });
-        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule], no_retry);
+        })
+        .await;
         let lines: Vec<_> = FIXTURE.lines().take(60).collect();
-        let outcome = processor(client)
-            .process(&source(), &records(&lines), deadline())
-            .await;
+        let outcome =
+            bounded(processor(dynamodb.client()).process(&source(), &records(&lines), deadline()))
+                .await;
         assert_eq!(
             (outcome.written, outcome.first_failure, outcome.retries),
             (60, None, 3)
@@ -299,165 +280,153 @@ mod tests {
 
     #[tokio::test]
     async fn throttling_errors_and_server_errors_are_retried() {
-        let throttled = mock!(Client::batch_write_item)
-            .match_requests(|i| holds_minute(i, "00:00"))
-            .sequence()
-            .error(|| {
-                BatchWriteItemError::ProvisionedThroughputExceededException(
-                    ProvisionedThroughputExceededException::builder()
-                        .message("slow down")
-                        .build(),
-                )
-            })
-            .http_status(500, None)
-            .output(ok)
-            .build();
-        let others = mock!(Client::batch_write_item).then_output(ok);
-        let client = mock_client!(
-            aws_sdk_dynamodb,
-            RuleMode::MatchAny,
-            [&throttled, &others],
-            no_retry
-        );
+        // The chunk of minute 00:00 is throttled, then meets a 500, then is
+        // written; every other call succeeds.
+        let throttled = counter();
+        let dynamodb = FakeDynamoDb::start({
+            let throttled = throttled.clone();
+            move |body| {
+                if !holds_minute(&body, "00:00") {
+                    return ok();
+                }
+                match throttled.fetch_add(1, Ordering::SeqCst) {
+                    0 => {
+                        test_dynamodb::error("ProvisionedThroughputExceededException", "slow down")
+                    }
+                    1 => test_dynamodb::status(500),
+                    _ => ok(),
+                }
+            }
+        })
+        .await;
         let lines: Vec<_> = FIXTURE.lines().take(50).collect();
-        let outcome = processor(client)
-            .process(&source(), &records(&lines), deadline())
-            .await;
+        let outcome =
+            bounded(processor(dynamodb.client()).process(&source(), &records(&lines), deadline()))
+                .await;
         assert_eq!(
             (outcome.written, outcome.first_failure, outcome.retries),
             (50, None, 2)
         );
-        assert_eq!(throttled.num_calls(), 3);
+        assert_eq!(throttled.load(Ordering::SeqCst), 3);
     }
 
     #[tokio::test]
     async fn a_chunk_that_keeps_failing_is_where_the_batch_resumes() {
         // The second chunk (minutes 00:25..00:49) fails for good; the others succeed.
-        let missing = mock!(Client::batch_write_item)
-            .match_requests(|i| holds_minute(i, "00:30"))
-            .then_error(|| {
-                BatchWriteItemError::ResourceNotFoundException(
-                    ResourceNotFoundException::builder()
-                        .message("no table")
-                        .build(),
-                )
-            });
-        let others = mock!(Client::batch_write_item).then_output(ok);
-        let client = mock_client!(
-            aws_sdk_dynamodb,
-            RuleMode::MatchAny,
-            [&missing, &others],
-            no_retry
-        );
+        let missing = counter();
+        let dynamodb = FakeDynamoDb::start({
+            let missing = missing.clone();
+            move |body| {
+                if holds_minute(&body, "00:30") {
+                    missing.fetch_add(1, Ordering::SeqCst);
+                    test_dynamodb::error("ResourceNotFoundException", "no table")
+                } else {
+                    ok()
+                }
+            }
+        })
+        .await;
         let lines: Vec<_> = FIXTURE.lines().take(75).collect();
-        let outcome = processor(client)
-            .process(&source(), &records(&lines), deadline())
-            .await;
+        let outcome =
+            bounded(processor(dynamodb.client()).process(&source(), &records(&lines), deadline()))
+                .await;
         assert_eq!(outcome.first_failure, Some(25));
         assert_eq!(outcome.written, 50);
-        assert_eq!(missing.num_calls(), 1, "a permanent error is not retried");
+        assert_eq!(
+            missing.load(Ordering::SeqCst),
+            1,
+            "a permanent error is not retried"
+        );
         assert!(outcome.error.unwrap().contains("no table"));
     }
 
     #[tokio::test]
     async fn duplicates_are_folded_and_the_last_one_wins() {
-        let rule = mock!(Client::batch_write_item)
-            .match_requests(|i| {
-                let requests = puts(i, "UnicornSensorData");
-                assert_eq!(requests.len(), 2, "one item per key");
-                let distance = requests[0].put_request().unwrap().item()["Distance"]
-                    .as_n()
-                    .unwrap()
-                    .clone();
-                assert_eq!(distance, "999");
-                true
-            })
-            .then_output(ok);
-        let client = mock_client!(aws_sdk_dynamodb, RuleMode::MatchAny, [&rule], no_retry);
+        let dynamodb = FakeDynamoDb::start(|body| {
+            let requests = puts(&body, "UnicornSensorData");
+            assert_eq!(requests.len(), 2, "one item per key");
+            assert_eq!(attribute(&requests[0], "Distance", "N"), Some("999"));
+            ok()
+        })
+        .await;
         let first = FIXTURE.lines().next().unwrap();
         let corrected = first.replace("\"Distance\":1317", "\"Distance\":999");
         let second = FIXTURE.lines().nth(1).unwrap();
         let lines = [first, second, first, &corrected, second];
-        let outcome = processor(client)
-            .process(&source(), &records(&lines), deadline())
-            .await;
+        let outcome =
+            bounded(processor(dynamodb.client()).process(&source(), &records(&lines), deadline()))
+                .await;
         assert_eq!(
             (outcome.written, outcome.duplicates, outcome.first_failure),
             (2, 3, None)
         );
-        assert_eq!(rule.num_calls(), 1);
+        assert_eq!(dynamodb.calls(), 1);
     }
 
     #[tokio::test]
     async fn bad_records_become_rejects_and_good_ones_are_written() {
-        let items = mock!(Client::batch_write_item)
-            .match_requests(|i| is_table(i, "UnicornSensorData"))
-            .then_output(ok);
-        let rejects = mock!(Client::batch_write_item)
-            .match_requests(|i| {
-                let requests = puts(i, "UnicornSensorDataRejects");
-                let reasons: Vec<_> = requests
+        let (items, rejects) = (counter(), counter());
+        let dynamodb = FakeDynamoDb::start({
+            let (items, rejects) = (items.clone(), rejects.clone());
+            move |body| {
+                if is_table(&body, "UnicornSensorData") {
+                    items.fetch_add(1, Ordering::SeqCst);
+                    return ok();
+                }
+                rejects.fetch_add(1, Ordering::SeqCst);
+                let reasons: Vec<_> = puts(&body, "UnicornSensorDataRejects")
                     .iter()
-                    .map(|w| {
-                        w.put_request().unwrap().item()["Reason"]
-                            .as_s()
-                            .unwrap()
-                            .clone()
-                    })
+                    .map(|w| attribute(w, "Reason", "S").unwrap().to_owned())
                     .collect();
                 assert_eq!(reasons.len(), 2);
                 assert!(reasons[0].starts_with("record is not JSON"), "{reasons:?}");
                 assert_eq!(reasons[1], "field Name is missing");
-                true
-            })
-            .then_output(ok);
-        let client = mock_client!(
-            aws_sdk_dynamodb,
-            RuleMode::MatchAny,
-            [&items, &rejects],
-            no_retry
-        );
+                ok()
+            }
+        })
+        .await;
         let good = FIXTURE.lines().next().unwrap();
         let lines = [
             "\u{1}garbage",
             good,
             r#"{"StatusTime":"2016-02-12 00:00:00.000"}"#,
         ];
-        let outcome = processor(client)
-            .process(&source(), &records(&lines), deadline())
-            .await;
+        let outcome =
+            bounded(processor(dynamodb.client()).process(&source(), &records(&lines), deadline()))
+                .await;
         assert_eq!(
             (outcome.written, outcome.rejected, outcome.first_failure),
             (1, 2, None)
         );
-        assert_eq!((items.num_calls(), rejects.num_calls()), (1, 1));
+        assert_eq!(
+            (items.load(Ordering::SeqCst), rejects.load(Ordering::SeqCst)),
+            (1, 1)
+        );
     }
 
     #[tokio::test]
     async fn a_reject_that_cannot_be_stored_is_a_failure() {
-        let items = mock!(Client::batch_write_item)
-            .match_requests(|i| is_table(i, "UnicornSensorData"))
-            .then_output(ok);
-        let rejects = mock!(Client::batch_write_item).then_http_response(|| {
-            aws_smithy_runtime_api::http::Response::new(
-                aws_smithy_runtime_api::http::StatusCode::try_from(503).unwrap(),
-                aws_smithy_types::body::SdkBody::from("unavailable"),
-            )
-        });
-        let client = mock_client!(
-            aws_sdk_dynamodb,
-            RuleMode::MatchAny,
-            [&items, &rejects],
-            no_retry
-        );
+        let rejects = counter();
+        let dynamodb = FakeDynamoDb::start({
+            let rejects = rejects.clone();
+            move |body| {
+                if is_table(&body, "UnicornSensorData") {
+                    ok()
+                } else {
+                    rejects.fetch_add(1, Ordering::SeqCst);
+                    test_dynamodb::status(503)
+                }
+            }
+        })
+        .await;
         let good = FIXTURE.lines().next().unwrap();
         let lines = [good, "not json", good];
-        let outcome = processor(client)
-            .process(&source(), &records(&lines), deadline())
-            .await;
+        let outcome =
+            bounded(processor(dynamodb.client()).process(&source(), &records(&lines), deadline()))
+                .await;
         assert_eq!(outcome.first_failure, Some(1));
         assert_eq!(
-            rejects.num_calls(),
+            rejects.load(Ordering::SeqCst),
             5,
             "transient failures are retried up to max_attempts"
         );
@@ -474,12 +443,7 @@ mod tests {
                 held.push(socket);
             }
         });
-        let config = aws_sdk_dynamodb::Config::builder()
-            .behavior_version_latest()
-            .endpoint_url(endpoint)
-            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_dynamodb::config::Credentials::for_tests())
-            .retry_config(RetryConfig::disabled())
+        let config = test_dynamodb::config(&endpoint)
             .timeout_config(
                 aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
                     .operation_attempt_timeout(Duration::from_millis(50))
@@ -489,9 +453,8 @@ mod tests {
         let client = Client::from_conf(config);
         let lines: Vec<_> = FIXTURE.lines().take(30).collect();
         let deadline = Instant::now() + Duration::from_secs(2);
-        let outcome = processor(client)
-            .process(&source(), &records(&lines), deadline)
-            .await;
+        let outcome =
+            bounded(processor(client).process(&source(), &records(&lines), deadline)).await;
         assert_eq!((outcome.written, outcome.first_failure), (0, Some(0)));
         assert!(outcome.retries >= 2, "timeouts are transient: {outcome:?}");
         assert!(outcome.error.unwrap().contains("timeout"));

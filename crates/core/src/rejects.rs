@@ -5,15 +5,14 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, SecondsFormat, Utc};
 use tokio::time::Instant;
 
 use crate::item::Item;
-use crate::process::{ShardSource, SourceRecord};
-use crate::resources::REJECTS_TABLE_KEY;
+use crate::input::{ShardSource, SourceRecord};
+use crate::names::{PipelineName, REJECTS_TABLE_KEY};
 use crate::writer::{TableWriter, WriteReport};
 
 /// Most bytes of a record kept in a reject: DynamoDB items stop at 400 KB and
@@ -37,8 +36,8 @@ pub struct Reject {
     pub size: usize,
     /// Why it was refused.
     pub reason: String,
-    /// Which pipeline refused it (`processor`, `aggregator`, `alarm`).
-    pub pipeline: String,
+    /// Which pipeline refused it.
+    pub pipeline: PipelineName,
     /// When it was refused.
     pub rejected_at: DateTime<Utc>,
 }
@@ -69,10 +68,10 @@ pub enum RejectError {
 }
 
 impl Reject {
-    /// The reject of `record` of `source`, refused by `pipeline` (`processor`,
-    /// `aggregator`, `alarm`) for `reason`, now.
+    /// The reject of `record` of `source`, refused by `pipeline` for
+    /// `reason`, now.
     pub fn new(
-        pipeline: &str,
+        pipeline: PipelineName,
         source: &ShardSource,
         record: &SourceRecord,
         reason: String,
@@ -85,7 +84,7 @@ impl Reject {
             data: record.data[..record.data.len().min(MAX_KEPT_BYTES)].to_vec(),
             size: record.data.len(),
             reason,
-            pipeline: pipeline.to_owned(),
+            pipeline,
             rejected_at: Utc::now(),
         }
     }
@@ -115,7 +114,7 @@ impl Reject {
             ),
             ("Size".to_owned(), AttributeValue::N(self.size.to_string())),
             ("Reason".to_owned(), s(&self.reason)),
-            ("Pipeline".to_owned(), s(&self.pipeline)),
+            ("Pipeline".to_owned(), s(self.pipeline.as_str())),
             (
                 "RejectedAt".to_owned(),
                 s(&self
@@ -163,7 +162,7 @@ impl Reject {
             data,
             size,
             reason: s("Reason")?,
-            pipeline: s("Pipeline")?,
+            pipeline: s("Pipeline")?.parse().map_err(|_| bad("Pipeline"))?,
             rejected_at,
         })
     }
@@ -195,114 +194,6 @@ impl RejectStore {
     }
 }
 
-/// Every reject in `table`, oldest first.
-pub async fn list_rejects(client: &Client, table: &str) -> Result<Vec<Reject>, RejectError> {
-    let table_error = |message: String| RejectError::Table {
-        action: "scan",
-        table: table.to_owned(),
-        message,
-    };
-    let mut pages = client
-        .scan()
-        .table_name(table)
-        .into_paginator()
-        .items()
-        .send();
-    let mut rejects = Vec::new();
-    while let Some(item) = pages.next().await {
-        let item = item.map_err(|e| {
-            table_error(aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string())
-        })?;
-        rejects.push(Reject::from_item(&item)?);
-    }
-    rejects.sort_by_key(|r| (r.rejected_at, r.record_id()));
-    Ok(rejects)
-}
-
-/// Removes one reject, once it has been re-driven.
-pub async fn delete_reject(
-    client: &Client,
-    table: &str,
-    record_id: &str,
-) -> Result<(), RejectError> {
-    client
-        .delete_item()
-        .table_name(table)
-        .key(
-            REJECTS_TABLE_KEY[0],
-            AttributeValue::S(record_id.to_owned()),
-        )
-        .send()
-        .await
-        .map_err(|e| RejectError::Table {
-            action: "delete from",
-            table: table.to_owned(),
-            message: aws_sdk_dynamodb::error::DisplayErrorContext(&e).to_string(),
-        })?;
-    Ok(())
-}
-
-/// What a re-drive did.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct RedriveReport {
-    /// Rejects put back on their stream and removed from the table.
-    pub redriven: Vec<String>,
-    /// Rejects left in the table, with why.
-    pub skipped: Vec<(String, String)>,
-}
-
-/// Puts the rejects whose `RecordId` passes `select` back on the stream they
-/// came from, with their partition key, then removes each from the table.
-/// A reject whose bytes were cut at [`MAX_KEPT_BYTES`] cannot be re-driven
-/// and stays. A put that fails stops nothing: that reject stays, with why.
-pub async fn redrive(
-    dynamodb: &Client,
-    kinesis: &aws_sdk_kinesis::Client,
-    table: &str,
-    select: impl Fn(&Reject) -> bool,
-) -> Result<RedriveReport, RejectError> {
-    let mut report = RedriveReport::default();
-    for reject in list_rejects(dynamodb, table)
-        .await?
-        .into_iter()
-        .filter(|r| select(r))
-    {
-        let id = reject.record_id();
-        if reject.size > reject.data.len() {
-            report.skipped.push((
-                id,
-                format!(
-                    "only {} of its {} bytes were kept",
-                    reject.data.len(),
-                    reject.size
-                ),
-            ));
-            continue;
-        }
-        let put = kinesis
-            .put_record()
-            .stream_arn(&reject.stream_arn)
-            .partition_key(&reject.partition_key)
-            .data(aws_sdk_kinesis::primitives::Blob::new(reject.data))
-            .send()
-            .await;
-        match put {
-            Ok(_) => {
-                delete_reject(dynamodb, table, &id).await?;
-                report.redriven.push(id);
-            }
-            Err(e) => {
-                let why = aws_sdk_kinesis::error::DisplayErrorContext(&e).to_string();
-                report.skipped.push((
-                    id,
-                    format!("cannot put it back on {}: {why}", reject.stream_arn),
-                ));
-            }
-        }
-    }
-    Ok(report)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -317,7 +208,7 @@ mod tests {
             data: b"\xff not json".to_vec(),
             size: 10,
             reason: "record is not JSON".into(),
-            pipeline: "processor".into(),
+            pipeline: PipelineName::Process,
             rejected_at: DateTime::parse_from_rfc3339("2026-11-28T14:00:00.123Z")
                 .unwrap()
                 .with_timezone(&Utc),

@@ -85,20 +85,18 @@ impl StreamWriter {
             ..PutReport::default()
         };
         let mut pending: Vec<usize> = (0..records.len()).collect();
-        let mut attempt = 0;
-        while !pending.is_empty() && attempt < self.retry.max_attempts.max(1) {
-            if attempt > 0 {
-                let wait = self.retry.delay(attempt);
-                if Instant::now() + wait >= deadline {
+        let mut attempts = 0;
+        while !pending.is_empty() {
+            if attempts > 0 {
+                if !self.retry.backoff(attempts, deadline).await {
                     report.last_error.get_or_insert_with(|| {
                         "deadline reached before all records were put".into()
                     });
                     break;
                 }
                 report.retries += 1;
-                tokio::time::sleep(wait).await;
             }
-            attempt += 1;
+            attempts += 1;
             let mut still = Vec::new();
             for call in calls(records, &pending) {
                 match self.put_call(records, &call, deadline, &mut report).await {

@@ -156,18 +156,18 @@ impl TableWriter {
         let mut done = Vec::with_capacity(pending.len());
         let mut last_error = None;
         let policy = &self.config.retry;
-        for attempt in 0..policy.max_attempts.max(1) {
-            if attempt > 0 {
-                let wait = policy.delay(attempt);
-                if Instant::now() + wait >= deadline {
+        let mut attempts = 0;
+        loop {
+            if attempts > 0 {
+                if !policy.backoff(attempts, deadline).await {
                     last_error.get_or_insert_with(|| {
                         "deadline reached before all items were written".to_owned()
                     });
                     break;
                 }
                 retries.fetch_add(1, Ordering::Relaxed);
-                tokio::time::sleep(wait).await;
             }
+            attempts += 1;
             let requests = pending
                 .iter()
                 .map(|&i| {

@@ -16,7 +16,7 @@ use aws_sdk_kinesis::types::ShardIteratorType;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use wildrydes_core::process::{ShardSource, SourceRecord};
+use wildrydes_core::input::{ShardSource, SourceRecord};
 use wildrydes_core::retry::RetryPolicy;
 
 use crate::lease::{Checkpoint, LeaseError, LeaseTable};
@@ -64,6 +64,10 @@ impl Default for ConsumerConfig {
         }
     }
 }
+
+/// Checkpoint calls made before a table that does not answer fails the
+/// commit (with the backoff of [`ConsumerConfig::retry`] between them).
+const CHECKPOINT_ATTEMPTS: u32 = 6;
 
 /// Why a consumer stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +121,7 @@ impl ShardConsumer {
         stop: CancellationToken,
     ) -> Ended {
         let shard = self.source.shard_id.clone();
-        let pipeline = self.pipeline.name();
+        let pipeline = self.pipeline.name().as_str();
         let mut iterator: Option<String> = None;
         let mut last_call = Instant::now() - self.config.min_poll_interval;
         let mut failures = 0u32;
@@ -232,15 +236,8 @@ impl ShardConsumer {
                     behind as f64,
                 );
             }
-            let records: Vec<SourceRecord> = output
-                .records()
-                .iter()
-                .map(|r| SourceRecord {
-                    sequence_number: r.sequence_number().to_owned(),
-                    partition_key: r.partition_key().unwrap_or_default().to_owned(),
-                    data: r.data().as_ref().to_vec(),
-                })
-                .collect();
+            let records: Vec<SourceRecord> =
+                output.records().iter().map(SourceRecord::from).collect();
             let next = output.next_shard_iterator;
             if records.is_empty() && next.is_some() {
                 let all = idle_since.elapsed() >= self.config.idle_flush_after;
@@ -423,7 +420,7 @@ impl ShardConsumer {
     }
 
     fn count(&self, handled: &crate::pipeline::Handled, records: usize) {
-        let (pipeline, shard) = (self.pipeline.name(), self.source.shard_id.as_str());
+        let (pipeline, shard) = (self.pipeline.name().as_str(), self.source.shard_id.as_str());
         #[allow(clippy::cast_precision_loss)]
         {
             self.metrics.add(
@@ -483,8 +480,13 @@ impl ShardConsumer {
         checkpoint: &Checkpoint,
     ) -> Result<(), LeaseError> {
         let mut held = counter.lock().await;
-        let mut attempt = 0;
+        let policy = RetryPolicy {
+            max_attempts: CHECKPOINT_ATTEMPTS,
+            ..self.config.retry
+        };
+        let mut attempts = 0;
         loop {
+            attempts += 1;
             match self
                 .leases
                 .checkpoint(&self.source.shard_id, &self.worker_id, *held, checkpoint)
@@ -495,11 +497,10 @@ impl ShardConsumer {
                     return Ok(());
                 }
                 Err(e @ LeaseError::Lost { .. }) => return Err(e),
-                Err(e) if attempt >= 5 => return Err(e),
+                Err(e) if !policy.may_retry(attempts) => return Err(e),
                 Err(e) => {
-                    attempt += 1;
                     tracing::warn!(shard = %self.source.shard_id, error = %e, "checkpoint failed; retrying");
-                    tokio::time::sleep(self.config.retry.delay(attempt)).await;
+                    tokio::time::sleep(policy.delay(attempts)).await;
                 }
             }
         }

@@ -6,7 +6,9 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use wildrydes_core::aggregation::Aggregator;
-use wildrydes_core::process::{Processor, ShardSource, SourceRecord};
+use wildrydes_core::input::{ShardSource, SourceRecord};
+use wildrydes_core::names::PipelineName;
+use wildrydes_core::process::Processor;
 use wildrydes_core::window::{MinuteWindow, WindowRules};
 
 /// How long a unicorn may go unseen before a shard's consumer drops it from
@@ -80,12 +82,12 @@ fn now_ms() -> i64 {
 }
 
 impl Pipeline {
-    /// The name of the pipeline, as in metrics and lease table names.
-    pub fn name(&self) -> &'static str {
+    /// The name of the pipeline, as in metrics, rejects and lease table names.
+    pub fn name(&self) -> PipelineName {
         match self {
-            Pipeline::Process(_) => "process",
-            Pipeline::Aggregate(..) => "aggregate",
-            Pipeline::Alarm(_) => "alarm",
+            Pipeline::Process(_) => PipelineName::Process,
+            Pipeline::Aggregate(..) => PipelineName::Aggregate,
+            Pipeline::Alarm(_) => PipelineName::Alarm,
         }
     }
 

@@ -20,7 +20,7 @@ use aws_sdk_kinesis::error::DisplayErrorContext;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
-use wildrydes_core::process::ShardSource;
+use wildrydes_core::input::ShardSource;
 
 use crate::consumer::{ConsumerConfig, Counter, Ended, ShardConsumer};
 use crate::lease::{Checkpoint, Lease, LeaseTable};
@@ -107,7 +107,7 @@ impl Worker {
         let mut seen: HashMap<String, (i64, Instant)> = HashMap::new();
         let tick = self.config.lease_duration / 3;
         let mut shutdown = std::pin::pin!(shutdown);
-        tracing::info!(worker = %self.config.worker_id, stream = %self.config.stream, pipeline = self.pipeline.name(), "worker started");
+        tracing::info!(worker = %self.config.worker_id, stream = %self.config.stream, pipeline = %self.pipeline.name(), "worker started");
         loop {
             if let Err(e) = self.sync_shards().await {
                 tracing::warn!(error = %e, "cannot sync shards with leases");
@@ -123,7 +123,7 @@ impl Worker {
             #[allow(clippy::cast_precision_loss)]
             self.metrics.set(
                 "wildrydes_leases_held",
-                self.pipeline.name(),
+                self.pipeline.name().as_str(),
                 "",
                 held.len() as f64,
             );

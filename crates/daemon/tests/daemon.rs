@@ -16,7 +16,7 @@ use tokio::process::{Child, Command};
 use wildrydes_core::item::aggregate_to_item;
 use wildrydes_core::{Aggregate, UnicornName};
 use wildrydes_local_aws::{LocalAws, LocalAwsOptions, ensure_stream, workshop};
-use wildrydes_tests::WORKSHOP_DAY;
+use wildrydes_testkit::WORKSHOP_DAY;
 
 type Item = std::collections::HashMap<String, AttributeValue>;
 
@@ -422,7 +422,7 @@ async fn aggregates_stay_complete_across_a_kill_and_restart() {
         }
         let mut readings: Vec<_> = minutes
             .iter()
-            .flat_map(|a| wildrydes_tests::readings_of_minute(a, 500))
+            .flat_map(|a| wildrydes_testkit::readings_of_minute(a, 500))
             .collect();
         readings.sort_by(|a, b| (a.status_time, &a.name).cmp(&(b.status_time, &b.name)));
         let (first, rest) = readings.split_at(readings.len() / 2);
@@ -431,7 +431,7 @@ async fn aggregates_stay_complete_across_a_kill_and_restart() {
         let mut d = pipeline_daemon(&local, "aggregate", "agg-1", &args);
         // Some minutes are out: the daemon is mid-stream with minutes open.
         until(|| async {
-            !wildrydes_tests::read_stream(&local.kinesis_client(), OUTPUT)
+            !wildrydes_testkit::read_stream(&local.kinesis_client(), OUTPUT)
                 .await
                 .is_empty()
         })
@@ -454,7 +454,7 @@ async fn aggregates_stay_complete_across_a_kill_and_restart() {
         // counts, and it must be exact.
         let last = || async {
             let mut last = BTreeMap::new();
-            for r in wildrydes_tests::read_stream(&local.kinesis_client(), OUTPUT).await {
+            for r in wildrydes_testkit::read_stream(&local.kinesis_client(), OUTPUT).await {
                 let a = Aggregate::from_json(&r.data).unwrap();
                 last.insert((a.status_time.epoch_millis(), a.name.to_string()), a);
             }
@@ -474,7 +474,7 @@ async fn the_alarm_pipeline_warns_once_when_magic_drops() {
             .await
             .unwrap();
         let base = Aggregate::from_json(WORKSHOP_DAY.lines().next().unwrap().as_bytes()).unwrap();
-        let mut readings = wildrydes_tests::readings_of_minute(&base, 0);
+        let mut readings = wildrydes_testkit::readings_of_minute(&base, 0);
         for (i, r) in readings.iter_mut().enumerate() {
             r.magic_points = 80 - i16::try_from(i).unwrap(); // 80 down to 21: crosses 50 once
         }
@@ -525,11 +525,7 @@ async fn metrics_and_health_are_served() {
         let local = setup(1, 300).await;
         let all = aggregates(0, 50);
         put(&local, STREAM, &all).await;
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = wildrydes_testkit::free_port();
         let addr = format!("127.0.0.1:{port}");
         let mut d = daemon(
             &local,
@@ -580,7 +576,7 @@ async fn metrics_and_health_are_served() {
     .await;
 }
 
-// Whole-system runs: generated fleets (`wildrydes_tests::fleet`) through
+// Whole-system runs: generated fleets (`wildrydes_testkit::fleet`) through
 // both pipelines of real daemons, the table compared item by item with
 // aggregates computed by plain arithmetic over the generated readings.
 
@@ -599,172 +595,12 @@ struct Faults {
     /// Kinesis write limits on (1,000 records/s per shard): the test's puts
     /// and the aggregators' are throttled and retried.
     limits: bool,
-    /// The processing daemons write through [`throttle`], which throttles
+    /// The processing daemons write through `wildrydes_local_aws::fault_proxy`,
+    /// which throttles
     /// one BatchWriteItem call in this many.
     throttle_writes: Option<u64>,
 }
 
-/// A DynamoDB endpoint in front of the embedded one that answers one
-/// BatchWriteItem call in `every` as a throttled table does, alternately
-/// with every item in `UnprocessedItems` and with a
-/// `ProvisionedThroughputExceededException`, and forwards everything else.
-/// (The demo's proxy in xtask does the same; this crate's tests cannot
-/// depend on xtask, so this is a small copy over plain TCP.)
-mod throttle {
-    use std::sync::Arc;
-    use std::sync::atomic::{AtomicU64, Ordering};
-
-    use axum::body::Bytes;
-    use axum::extract::State;
-    use axum::http::{HeaderMap, Method, StatusCode, Uri};
-    use axum::response::{IntoResponse, Response};
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-
-    struct Proxy {
-        upstream: String,
-        every: u64,
-        calls: AtomicU64,
-        faults: Arc<AtomicU64>,
-    }
-
-    /// Starts the proxy on a free port of 127.0.0.1; its URL, and the count
-    /// of calls it faulted.
-    pub(crate) async fn start(upstream: &str, every: u64) -> (String, Arc<AtomicU64>) {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let faults = Arc::new(AtomicU64::new(0));
-        let proxy = Arc::new(Proxy {
-            upstream: upstream
-                .trim_start_matches("http://")
-                .trim_end_matches('/')
-                .to_owned(),
-            every,
-            calls: AtomicU64::new(0),
-            faults: faults.clone(),
-        });
-        let app = axum::Router::new().fallback(handle).with_state(proxy);
-        tokio::spawn(async move {
-            let _ = axum::serve(listener, app).await;
-        });
-        (format!("http://{addr}"), faults)
-    }
-
-    async fn handle(
-        State(proxy): State<Arc<Proxy>>,
-        method: Method,
-        uri: Uri,
-        headers: HeaderMap,
-        body: Bytes,
-    ) -> Response {
-        let json = [("content-type", "application/x-amz-json-1.0")];
-        let target = headers
-            .get("x-amz-target")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
-        if target.ends_with(".BatchWriteItem") {
-            let n = proxy.calls.fetch_add(1, Ordering::Relaxed);
-            if n % proxy.every == 0 {
-                let f = proxy.faults.fetch_add(1, Ordering::Relaxed);
-                let answer = if f % 2 == 0 {
-                    let request: serde_json::Value =
-                        serde_json::from_slice(&body).unwrap_or_default();
-                    (
-                        StatusCode::OK,
-                        serde_json::json!({ "UnprocessedItems": request["RequestItems"] }),
-                    )
-                } else {
-                    (
-                        StatusCode::BAD_REQUEST,
-                        serde_json::json!({
-                            "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
-                            "message": "injected by the test's throttling proxy",
-                        }),
-                    )
-                };
-                return (answer.0, json, answer.1.to_string()).into_response();
-            }
-        }
-        match forward(&proxy.upstream, &method, &uri, &headers, &body).await {
-            Ok(response) => response,
-            Err(e) => (StatusCode::BAD_GATEWAY, e.to_string()).into_response(),
-        }
-    }
-
-    /// One request to `upstream` on a connection of its own (closed after
-    /// the answer, so the answer ends at the end of the stream).
-    async fn forward(
-        upstream: &str,
-        method: &Method,
-        uri: &Uri,
-        headers: &HeaderMap,
-        body: &Bytes,
-    ) -> std::io::Result<Response> {
-        let bad = |what: &str| std::io::Error::other(what.to_owned());
-        let mut conn = tokio::net::TcpStream::connect(upstream).await?;
-        let path = uri.path_and_query().map_or("/", |p| p.as_str());
-        let mut head =
-            format!("{method} {path} HTTP/1.1\r\nhost: {upstream}\r\nconnection: close\r\n");
-        for (name, value) in headers {
-            if !matches!(name.as_str(), "host" | "connection" | "transfer-encoding") {
-                head.push_str(&format!(
-                    "{name}: {}\r\n",
-                    value.to_str().unwrap_or_default()
-                ));
-            }
-        }
-        head.push_str("\r\n");
-        conn.write_all(head.as_bytes()).await?;
-        conn.write_all(body).await?;
-        let mut raw = Vec::new();
-        conn.read_to_end(&mut raw).await?;
-        let end = raw
-            .windows(4)
-            .position(|w| w == b"\r\n\r\n")
-            .ok_or_else(|| bad("no end of headers"))?;
-        let head = std::str::from_utf8(&raw[..end]).map_err(|_| bad("headers not UTF-8"))?;
-        let mut lines = head.split("\r\n");
-        let status: u16 = lines
-            .next()
-            .and_then(|l| l.split(' ').nth(1))
-            .and_then(|c| c.parse().ok())
-            .ok_or_else(|| bad("no status"))?;
-        let mut response = Response::builder().status(status);
-        let mut chunked = false;
-        for line in lines {
-            let Some((name, value)) = line.split_once(':') else {
-                continue;
-            };
-            let (name, value) = (name.trim().to_ascii_lowercase(), value.trim());
-            if name == "transfer-encoding" {
-                chunked = value.eq_ignore_ascii_case("chunked");
-            } else if !matches!(name.as_str(), "connection" | "content-length") {
-                response = response.header(name, value);
-            }
-        }
-        let mut body = raw[end + 4..].to_vec();
-        if chunked {
-            body = dechunk(&body).ok_or_else(|| bad("bad chunked body"))?;
-        }
-        response
-            .body(axum::body::Body::from(body))
-            .map_err(|e| bad(&e.to_string()))
-    }
-
-    fn dechunk(mut raw: &[u8]) -> Option<Vec<u8>> {
-        let mut out = Vec::new();
-        loop {
-            let line = raw.windows(2).position(|w| w == b"\r\n")?;
-            let size = std::str::from_utf8(&raw[..line]).ok()?;
-            let size = usize::from_str_radix(size.split(';').next()?.trim(), 16).ok()?;
-            raw = &raw[line + 2..];
-            if size == 0 {
-                return Some(out);
-            }
-            out.extend_from_slice(raw.get(..size)?);
-            raw = raw.get(size + 2..)?;
-        }
-    }
-}
 
 /// A daemon whose standard error is drained as it runs (a full pipe would
 /// block it) and kept, so a failure can show what each worker logged.
@@ -1053,8 +889,8 @@ async fn merge(local: &LocalAws) {
 /// Sends `spec`'s fleet through two aggregating and two processing daemons
 /// at `speed` times event time, with `faults`, and requires the table to
 /// hold exactly the expected aggregates, and no rejects.
-async fn whole_system(spec: wildrydes_tests::fleet::FleetSpec, speed: i64, faults: Faults) {
-    use wildrydes_tests::fleet::{Fleet, expected};
+async fn whole_system(spec: wildrydes_testkit::fleet::FleetSpec, speed: i64, faults: Faults) {
+    use wildrydes_testkit::fleet::{Fleet, expected};
     let started = std::time::Instant::now();
     let fleet = Fleet::generate(&spec);
     let want = expected(&fleet.readings);
@@ -1086,7 +922,11 @@ async fn whole_system(spec: wildrydes_tests::fleet::FleetSpec, speed: i64, fault
         ])
         .collect();
     let proxy = match faults.throttle_writes {
-        Some(every) => Some(throttle::start(&local.dynamodb_endpoint(), every).await),
+        Some(every) => Some(
+            wildrydes_local_aws::fault_proxy::start(&local.dynamodb_endpoint(), every)
+                .await
+                .unwrap(),
+        ),
         None => None,
     };
     let start = |pipeline: &str, n: usize| {
@@ -1107,7 +947,7 @@ async fn whole_system(spec: wildrydes_tests::fleet::FleetSpec, speed: i64, fault
     ];
     let mut started_workers = workers.len();
 
-    let mut chaos = faults.kills.map(wildrydes_tests::fleet::Draws::new);
+    let mut chaos = faults.kills.map(wildrydes_testkit::fleet::Draws::new);
     let mut next_kill = chaos
         .as_mut()
         .map(|d| Duration::from_millis(1500 + d.below(1500)));
@@ -1193,8 +1033,9 @@ async fn whole_system(spec: wildrydes_tests::fleet::FleetSpec, speed: i64, fault
     if faults.expiry {
         assert!(expired > 0, "iterators expired");
     }
-    if let Some((_, faulted)) = &proxy {
-        let faulted = faulted.load(std::sync::atomic::Ordering::Relaxed);
+    if let Some((_, counts)) = &proxy {
+        let faulted = counts.unprocessed.load(std::sync::atomic::Ordering::Relaxed)
+            + counts.throttled.load(std::sync::atomic::Ordering::Relaxed);
         eprintln!("{faulted} BatchWriteItem calls throttled");
         assert!(faulted > 0, "writes were throttled");
     }
@@ -1212,7 +1053,7 @@ fn seed(default: u64) -> u64 {
 #[tokio::test]
 async fn late_devices_alongside_live_ones_aggregate_exactly_with_two_workers_per_pipeline() {
     bounded(whole_system(
-        wildrydes_tests::fleet::FleetSpec::new(seed(11), 30, 12, 6),
+        wildrydes_testkit::fleet::FleetSpec::new(seed(11), 30, 12, 6),
         30,
         Faults::default(),
     ))
@@ -1222,7 +1063,7 @@ async fn late_devices_alongside_live_ones_aggregate_exactly_with_two_workers_per
 #[tokio::test]
 async fn a_split_and_a_merge_mid_minute_lose_nothing() {
     bounded(whole_system(
-        wildrydes_tests::fleet::FleetSpec::new(seed(22), 30, 8, 6),
+        wildrydes_testkit::fleet::FleetSpec::new(seed(22), 30, 8, 6),
         30,
         Faults {
             reshard: true,
@@ -1235,7 +1076,7 @@ async fn a_split_and_a_merge_mid_minute_lose_nothing() {
 #[tokio::test]
 async fn workers_killed_at_random_with_iterators_expiring_and_throttled_puts_lose_nothing() {
     bounded(whole_system(
-        wildrydes_tests::fleet::FleetSpec::new(seed(33), 30, 8, 6),
+        wildrydes_testkit::fleet::FleetSpec::new(seed(33), 30, 8, 6),
         30,
         Faults {
             reshard: true,

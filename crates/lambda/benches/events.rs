@@ -23,7 +23,7 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use serde::de::DeserializeOwned;
 use wildrydes_benches::fixture;
 use wildrydes_lambda::kinesis::{AggregatorEvent, ShardEvent};
-use wildrydes_tests::readings_of_minute;
+use wildrydes_testkit::readings_of_minute;
 
 /// Records per event: a large Lambda batch.
 const RECORDS: usize = 1_000;

@@ -37,10 +37,12 @@ use std::time::{Duration, Instant as StdInstant};
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use tokio::time::Instant;
 use wildrydes_core::aggregation::{AggregateError, AggregateOutcome, Aggregator};
+use wildrydes_core::input::ShardSource;
 use wildrydes_core::minute_store::MinuteStore;
-use wildrydes_core::process::ShardSource;
+use wildrydes_core::names::{
+    AGGREGATES_STREAM, AGGREGATOR_STATE_TABLE, PipelineName, REJECTS_TABLE,
+};
 use wildrydes_core::rejects::RejectStore;
-use wildrydes_core::resources::{AGGREGATES_STREAM, AGGREGATOR_STATE_TABLE, REJECTS_TABLE};
 use wildrydes_core::retry::RetryPolicy;
 use wildrydes_core::stream_writer::StreamWriter;
 use wildrydes_core::window::{
@@ -50,7 +52,7 @@ use wildrydes_core::writer::{TableWriter, WriterConfig};
 
 use crate::config::{self, ConfigError};
 use crate::kinesis::{self, AggregatorEvent, ScheduledEvent, ShardEvent};
-use crate::telemetry;
+use crate::telemetry::{self, Ending, Figure, Report};
 
 /// Most unicorns one scheduled flush loads; the rest wait for the next.
 const MAX_FLUSHED_UNICORNS: usize = 2_000;
@@ -212,36 +214,27 @@ async fn flush_quiet(
     Ok(())
 }
 
+/// One log line and one metrics document per invocation.
 fn log_outcome(shard_id: &str, outcome: &AggregateOutcome, stored: usize, took: Duration) {
-    let duration_ms = took.as_secs_f64() * 1000.0;
-    tracing::info!(
+    telemetry::report(&Report {
+        function: PipelineName::Aggregate,
         shard_id,
-        records_in = outcome.records,
-        loaded = outcome.loaded,
-        accepted = outcome.accepted,
-        corrected = outcome.corrected,
-        duplicates = outcome.duplicates,
-        beyond_horizon = outcome.beyond_horizon,
-        rejected = outcome.rejected,
-        emitted = outcome.emitted.len(),
-        open_minutes = outcome.open_minutes,
-        minutes_stored = stored,
-        retries = outcome.retries,
-        duration_ms,
-        "batch aggregated"
-    );
-    #[allow(clippy::cast_precision_loss)]
-    let counts = [
-        ("RecordsIn", "Count", outcome.records as f64),
-        ("UnicornsLoaded", "Count", outcome.loaded as f64),
-        ("Duplicates", "Count", outcome.duplicates as f64),
-        ("CorrectedReadings", "Count", outcome.corrected as f64),
-        ("BeyondHorizon", "Count", outcome.beyond_horizon as f64),
-        ("Rejected", "Count", outcome.rejected as f64),
-        ("AggregatesEmitted", "Count", outcome.emitted.len() as f64),
-        ("MinutesStored", "Count", stored as f64),
-        ("OpenMinutes", "Count", outcome.open_minutes as f64),
-        ("DurationMs", "Milliseconds", duration_ms),
-    ];
-    telemetry::emit_metrics("wildrydes-aggregator", &counts);
+        message: "batch aggregated",
+        figures: &[
+            Figure::count("records_in", outcome.records).metric("RecordsIn"),
+            Figure::count("loaded", outcome.loaded).metric("UnicornsLoaded"),
+            Figure::count("accepted", outcome.accepted),
+            Figure::count("duplicates", outcome.duplicates).metric("Duplicates"),
+            Figure::count("corrected", outcome.corrected).metric("CorrectedReadings"),
+            Figure::count("beyond_horizon", outcome.beyond_horizon).metric("BeyondHorizon"),
+            Figure::count("rejected", outcome.rejected).metric("Rejected"),
+            Figure::count("emitted", outcome.emitted.len()).metric("AggregatesEmitted"),
+            Figure::count("minutes_stored", stored).metric("MinutesStored"),
+            Figure::count("open_minutes", outcome.open_minutes).metric("OpenMinutes"),
+            Figure::count("retries", outcome.retries),
+        ],
+        took,
+        // A failure is the handler's error: the bootstrap logs it, Lambda retries.
+        ending: Ending::Whole,
+    });
 }

@@ -24,6 +24,9 @@ pub enum ConfigError {
         /// What it must hold.
         what: &'static str,
     },
+    /// The alarm refused its settings (levels, webhook URL).
+    #[error(transparent)]
+    Alarm(#[from] wildrydes_alarm::AlarmError),
 }
 
 /// A required, non-empty variable.

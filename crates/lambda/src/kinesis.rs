@@ -6,7 +6,7 @@ use aws_lambda_events::event::streams::{KinesisBatchItemFailure, KinesisEventRes
 use base64::Engine as _;
 use serde::{Deserialize, Deserializer};
 use tokio::time::Instant;
-use wildrydes_core::process::{ShardSource, SourceRecord};
+use wildrydes_core::input::{ShardSource, SourceRecord};
 
 /// A Lambda Kinesis event, decoded for the stream processor: only the fields
 /// it reads. `aws_lambda_events`' `KinesisEvent` decodes every field of every

@@ -14,14 +14,14 @@ use std::time::{Duration, Instant as StdInstant};
 
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use tokio::time::Instant;
+use wildrydes_core::names::{PipelineName, REJECTS_TABLE};
 use wildrydes_core::process::{BatchOutcome, Processor};
 use wildrydes_core::rejects::RejectStore;
-use wildrydes_core::resources::REJECTS_TABLE;
 use wildrydes_core::writer::{DEFAULT_MAX_IN_FLIGHT, TableWriter, WriterConfig};
 
 use crate::config::{self, ConfigError};
 use crate::kinesis::{self, ShardEvent};
-use crate::telemetry;
+use crate::telemetry::{self, Ending, Failure, Figure, Report};
 
 /// The function's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,47 +104,25 @@ fn log_outcome(
     took: Duration,
     time_left: Duration,
 ) {
-    let duration_ms = took.as_secs_f64() * 1000.0;
-    let time_left_ms = time_left.as_millis();
-    match failed {
-        None => tracing::info!(
-            shard_id,
-            records_in = outcome.records,
-            written = outcome.written,
-            duplicates = outcome.duplicates,
-            rejected = outcome.rejected,
-            retries = outcome.retries,
-            duration_ms,
-            time_left_ms,
-            "batch delivered"
-        ),
-        Some(sequence_number) => tracing::error!(
-            shard_id,
-            records_in = outcome.records,
-            written = outcome.written,
-            duplicates = outcome.duplicates,
-            rejected = outcome.rejected,
-            retries = outcome.retries,
-            duration_ms,
-            time_left_ms,
-            resume_at = sequence_number,
-            error = outcome.error.as_deref().unwrap_or_default(),
-            "batch partly delivered: Lambda will retry from resume_at"
-        ),
-    }
-    #[allow(clippy::cast_precision_loss)]
-    let counts = [
-        ("RecordsIn", "Count", outcome.records as f64),
-        ("ItemsWritten", "Count", outcome.written as f64),
-        ("Duplicates", "Count", outcome.duplicates as f64),
-        ("Rejected", "Count", outcome.rejected as f64),
-        ("Retries", "Count", f64::from(outcome.retries)),
-        (
-            "BatchFailures",
-            "Count",
-            if failed.is_some() { 1.0 } else { 0.0 },
-        ),
-        ("DurationMs", "Milliseconds", duration_ms),
-    ];
-    telemetry::emit_metrics("wildrydes-stream-processor", &counts);
+    telemetry::report(&Report {
+        function: PipelineName::Process,
+        shard_id,
+        message: "batch delivered",
+        figures: &[
+            Figure::count("records_in", outcome.records).metric("RecordsIn"),
+            Figure::count("written", outcome.written).metric("ItemsWritten"),
+            Figure::count("duplicates", outcome.duplicates).metric("Duplicates"),
+            Figure::count("rejected", outcome.rejected).metric("Rejected"),
+            Figure::count("retries", outcome.retries).metric("Retries"),
+            Figure::millis("time_left_ms", time_left),
+        ],
+        took,
+        ending: failed.map_or(Ending::Complete, |resume_at| {
+            Ending::Partial(Failure {
+                resume_at,
+                error: outcome.error.as_deref().unwrap_or_default(),
+                message: "batch partly delivered: Lambda will retry from resume_at",
+            })
+        }),
+    });
 }

@@ -22,9 +22,10 @@ use base64::Engine as _;
 use tokio::time::Instant;
 use wildrydes_core::aggregation::{AggregateError, Aggregator};
 use wildrydes_core::minute_store::MinuteStore;
-use wildrydes_core::process::{ShardSource, SourceRecord};
-use wildrydes_core::rejects::{RejectStore, list_rejects, redrive};
-use wildrydes_core::resources::AGGREGATOR_STATE_TABLE;
+use wildrydes_core::input::{ShardSource, SourceRecord};
+use wildrydes_core::rejects::RejectStore;
+use wildrydes_ops::rejects::{list_rejects, redrive};
+use wildrydes_core::names::AGGREGATOR_STATE_TABLE;
 use wildrydes_core::retry::RetryPolicy;
 use wildrydes_core::stream_writer::StreamWriter;
 use wildrydes_core::window::{MinuteWindow, WindowRules};
@@ -33,10 +34,10 @@ use wildrydes_core::{Aggregate, Reading, StatusTime, UnicornName};
 use wildrydes_lambda::aggregator::{AggregatorFunction, Config, handle};
 use wildrydes_lambda::kinesis::AggregatorEvent;
 use wildrydes_local_aws::workshop::{
-    self, AGGREGATE_STREAM, REJECTS_TABLE, SENSOR_STREAM, SENSOR_TABLE,
+    self, AGGREGATES_STREAM, REJECTS_TABLE, READINGS_STREAM, SENSOR_TABLE,
 };
 use wildrydes_local_aws::{LocalAws, LocalAwsOptions};
-use wildrydes_tests::{bounded, read_stream};
+use wildrydes_testkit::{bounded, read_stream};
 
 /// An aggregate's key: its minute (epoch ms) and its unicorn.
 type Key = (i64, String);
@@ -64,7 +65,7 @@ fn rules() -> WindowRules {
 /// The function's settings over the workshop's tables, with `rules`.
 fn config(rules: WindowRules) -> Config {
     Config {
-        output_stream: AGGREGATE_STREAM.into(),
+        output_stream: AGGREGATES_STREAM.into(),
         state_table_name: AGGREGATOR_STATE_TABLE.into(),
         rejects_table_name: REJECTS_TABLE.into(),
         rules,
@@ -243,7 +244,7 @@ impl Harness {
         let summary = local
             .kinesis_client()
             .describe_stream_summary()
-            .stream_name(SENSOR_STREAM)
+            .stream_name(READINGS_STREAM)
             .send()
             .await
             .unwrap();
@@ -367,7 +368,7 @@ impl Harness {
 
     /// Every aggregate on `wildrydes-aggregated`, in stream order.
     async fn emitted(&self) -> Vec<Aggregate> {
-        read_stream(&self.local.kinesis_client(), AGGREGATE_STREAM)
+        read_stream(&self.local.kinesis_client(), AGGREGATES_STREAM)
             .await
             .iter()
             .map(|r| Aggregate::from_json(&r.data).unwrap())
@@ -388,7 +389,7 @@ impl Harness {
     async fn table(&self) -> BTreeMap<Key, Aggregate> {
         let kinesis = self.local.kinesis_client();
         let dynamodb = self.local.dynamodb_client();
-        let aggregated = read_stream(&kinesis, AGGREGATE_STREAM).await;
+        let aggregated = read_stream(&kinesis, AGGREGATES_STREAM).await;
         let processor = wildrydes_lambda::stream_processor::Config {
             table_name: SENSOR_TABLE.into(),
             rejects_table_name: REJECTS_TABLE.into(),
@@ -406,7 +407,7 @@ impl Harness {
                 .await;
             assert_eq!(outcome.first_failure, None, "{:?}", outcome.error);
         }
-        let (found, unreadable) = wildrydes_core::verify::table_aggregates(&dynamodb, SENSOR_TABLE)
+        let (found, unreadable) = wildrydes_ops::aggregates::table_aggregates(&dynamodb, SENSOR_TABLE)
             .await
             .unwrap();
         assert!(unreadable.is_empty(), "{unreadable:?}");
@@ -655,7 +656,7 @@ async fn a_reading_beyond_the_horizon_is_a_reject_and_its_redrive_changes_nothin
             .await
             .unwrap();
         assert_eq!(report.redriven.len(), 1, "{:?}", report.skipped);
-        let back = read_stream(&kinesis, SENSOR_STREAM).await;
+        let back = read_stream(&kinesis, READINGS_STREAM).await;
         assert_eq!(back.len(), 1);
         let event = h.event(SHARD0, &back);
         h.invoke(&event).await;
@@ -718,7 +719,7 @@ async fn a_crash_between_emit_and_save_or_before_the_answer_replays_exactly() {
         let crashing = Aggregator::new(
             StreamWriter::new(
                 h.local.kinesis_client(),
-                AGGREGATE_STREAM,
+                AGGREGATES_STREAM,
                 RetryPolicy::default(),
             ),
             RejectStore::new(TableWriter::new(

@@ -18,8 +18,8 @@ use base64::Engine as _;
 use tokio::process::{Child, Command};
 use wildrydes_core::{Aggregate, Reading, UnicornName};
 use wildrydes_local_aws::{LocalAws, LocalAwsOptions, workshop};
-use wildrydes_tests::lambda_runtime::RuntimeApi;
-use wildrydes_tests::{WORKSHOP_DAY, read_stream, readings_of_minute};
+use wildrydes_testkit::lambda_runtime::RuntimeApi;
+use wildrydes_testkit::{WORKSHOP_DAY, read_stream, readings_of_minute};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(format!(
@@ -256,7 +256,7 @@ async fn the_aggregator_binary_follows_a_split_and_flushes_on_schedule() {
             }
         }
 
-        let emitted = read_stream(&local.kinesis_client(), workshop::AGGREGATE_STREAM).await;
+        let emitted = read_stream(&local.kinesis_client(), workshop::AGGREGATES_STREAM).await;
         let last: BTreeMap<_, _> = emitted
             .iter()
             .map(|r| {

@@ -14,7 +14,7 @@ use wildrydes_core::rejects::Reject;
 use wildrydes_lambda::kinesis::ShardEvent;
 use wildrydes_lambda::stream_processor::{Config, handle};
 use wildrydes_local_aws::{LocalAws, LocalAwsOptions, workshop};
-use wildrydes_tests::bounded;
+use wildrydes_testkit::bounded;
 
 const DAY: &str = include_str!("../../../tests/fixtures/shadowfax-2016-02-12.json");
 
@@ -171,7 +171,7 @@ async fn garbage_is_rejected_with_its_bytes_and_good_records_beside_it_are_writt
             assert_eq!(&reject.sequence_number, &record.kinesis.sequence_number);
             assert_eq!(reject.shard_id, "shardId-000000000000");
             assert_eq!(reject.stream_arn, record.event_source_arn.clone().unwrap());
-            assert_eq!(reject.pipeline, "processor");
+            assert_eq!(reject.pipeline, wildrydes_core::names::PipelineName::Process);
             assert!(
                 reject.reason.starts_with("record is not JSON"),
                 "{}",

@@ -21,6 +21,8 @@
 //! - [`ensure_stream`] and [`ensure_table`] (in `provision.rs`) create a
 //!   resource if it is missing and wait, briefly, until it is ACTIVE.
 //! - [`workshop`] names the workshop's streams and table and creates them all.
+//! - [`fault_proxy`] stands between a client and DynamoDB and throttles
+//!   every n-th BatchWriteItem call (the demo's and the tests' faults).
 //! - [`LocalAwsError`] (in `error.rs`) is the one error type.
 //!
 //! # Example
@@ -38,6 +40,7 @@
 
 mod emulators;
 mod error;
+pub mod fault_proxy;
 mod options;
 mod provision;
 mod sdk;
@@ -49,4 +52,4 @@ pub use options::LocalAwsOptions;
 pub use provision::{
     IndexSpec, KeyAttribute, PROVISION_TIMEOUT, TableSpec, ensure_stream, ensure_table,
 };
-pub use sdk::{ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY};
+pub use sdk::{ACCESS_KEY_ID, REGION, SECRET_ACCESS_KEY, static_sdk_config};

@@ -19,12 +19,19 @@ pub const ACCESS_KEY_ID: &str = "test";
 /// Secret key handed to clients; see [`ACCESS_KEY_ID`].
 pub const SECRET_ACCESS_KEY: &str = "test";
 
-/// Builds the shared SDK configuration for the local backend.
-///
-/// Built field by field rather than with `aws_config::defaults(..).load()`, so
-/// that nothing from the host (`AWS_PROFILE`, `~/.aws/config`, a stray
-/// `AWS_ENDPOINT_URL`) can redirect a test to real AWS.
-pub(crate) fn sdk_config(kinesis_endpoint: String, dynamodb_endpoint: String) -> SdkConfig {
+/// SDK configuration for a local server at `endpoint` (moto, say), or with
+/// no endpoint at all: static test credentials, region [`REGION`], nothing
+/// read from the host, so no test can reach real AWS by accident.
+pub fn static_sdk_config(endpoint: Option<&str>) -> SdkConfig {
+    let mut builder = base_config();
+    if let Some(url) = endpoint {
+        builder.set_endpoint_url(Some(url.to_owned()));
+    }
+    builder.build()
+}
+
+/// Static credentials and the fixed region, for every local configuration.
+fn base_config() -> aws_types::sdk_config::Builder {
     let credentials = Credentials::new(
         ACCESS_KEY_ID,
         SECRET_ACCESS_KEY,
@@ -36,6 +43,15 @@ pub(crate) fn sdk_config(kinesis_endpoint: String, dynamodb_endpoint: String) ->
         .behavior_version(BehaviorVersion::latest())
         .region(Region::new(REGION))
         .credentials_provider(SharedCredentialsProvider::new(credentials))
+}
+
+/// Builds the shared SDK configuration for the local backend.
+///
+/// Built field by field rather than with `aws_config::defaults(..).load()`, so
+/// that nothing from the host (`AWS_PROFILE`, `~/.aws/config`, a stray
+/// `AWS_ENDPOINT_URL`) can redirect a test to real AWS.
+pub(crate) fn sdk_config(kinesis_endpoint: String, dynamodb_endpoint: String) -> SdkConfig {
+    base_config()
         .service_config(LocalEndpoints {
             kinesis: kinesis_endpoint,
             dynamodb: dynamodb_endpoint,

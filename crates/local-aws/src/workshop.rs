@@ -1,8 +1,8 @@
-//! The workshop's streams and tables (names from `wildrydes_core::resources`),
-//! and creating them all.
+//! The workshop's streams and tables (named in `wildrydes_core::names`,
+//! re-exported here for the tests' convenience), and creating them all.
 
-pub use wildrydes_core::resources::{
-    AGGREGATES_STREAM as AGGREGATE_STREAM, READINGS_STREAM as SENSOR_STREAM, REJECTS_TABLE,
+pub use wildrydes_core::names::{
+    AGGREGATES_STREAM, AGGREGATOR_STATE_TABLE, ALARM_TABLE, READINGS_STREAM, REJECTS_TABLE,
     SENSOR_TABLE,
 };
 
@@ -35,17 +35,15 @@ pub fn sensor_table() -> TableSpec {
 pub fn rejects_table() -> TableSpec {
     TableSpec {
         name: REJECTS_TABLE.to_owned(),
-        partition_key: KeyAttribute::string(wildrydes_core::resources::REJECTS_TABLE_KEY[0]),
+        partition_key: KeyAttribute::string(wildrydes_core::names::REJECTS_TABLE_KEY[0]),
         sort_key: None,
         indexes: Vec::new(),
     }
 }
 
-/// Table of the alarm's per-unicorn state (ALARM or OK, and the reading that
-/// made it so), written by `wildrydes-alarm` with conditional writes.
-pub const ALARM_TABLE: &str = "WildRydesAlarmState";
-
-/// The definition of [`ALARM_TABLE`]: one item per unicorn, hash key `Name` (S).
+/// The definition of [`ALARM_TABLE`], the alarm's per-unicorn state (ALARM
+/// or OK, and the reading that made it so), written with conditional
+/// writes: one item per unicorn, hash key `Name` (S).
 pub fn alarm_state_table() -> TableSpec {
     TableSpec {
         name: ALARM_TABLE.to_owned(),
@@ -60,7 +58,7 @@ pub fn alarm_state_table() -> TableSpec {
 /// not yet emitted (`Pending` S, `Touched` N) the scheduled flush queries.
 pub fn aggregator_state_table() -> TableSpec {
     TableSpec {
-        name: wildrydes_core::resources::AGGREGATOR_STATE_TABLE.to_owned(),
+        name: AGGREGATOR_STATE_TABLE.to_owned(),
         partition_key: KeyAttribute::string("Unicorn"),
         sort_key: Some(KeyAttribute::number("Minute")),
         indexes: vec![IndexSpec {
@@ -76,7 +74,7 @@ pub fn aggregator_state_table() -> TableSpec {
 /// once all are ACTIVE.
 pub async fn ensure_workshop_resources(local: &LocalAws) -> Result<(), LocalAwsError> {
     let kinesis = local.kinesis_client();
-    for stream in [SENSOR_STREAM, AGGREGATE_STREAM] {
+    for stream in [READINGS_STREAM, AGGREGATES_STREAM] {
         ensure_stream(&kinesis, stream, SHARDS_PER_STREAM).await?;
     }
     let dynamodb = local.dynamodb_client();
@@ -106,7 +104,7 @@ mod tests {
             let streams = local.kinesis_client().list_streams().send().await.unwrap();
             let mut names = streams.stream_names().to_vec();
             names.sort();
-            assert_eq!(names, [SENSOR_STREAM, AGGREGATE_STREAM]);
+            assert_eq!(names, [READINGS_STREAM, AGGREGATES_STREAM]);
 
             let described = local
                 .dynamodb_client()

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use aws_config::SdkConfig;
 use aws_config::timeout::TimeoutConfig;
-use wildrydes_core::aws::AwsArgs;
+use wildrydes_cli::AwsArgs;
 
 use crate::kinesis::{KinesisError, KinesisStream, check_credentials};
 use crate::producer::{ProducerError, produce};

@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::builder::TypedValueParser as _;
 use clap::{Parser, ValueEnum};
-use wildrydes_core::aws::AwsArgs;
-use wildrydes_core::resources::READINGS_STREAM;
+use wildrydes_cli::AwsArgs;
+use wildrydes_core::names::READINGS_STREAM;
 use wildrydes_core::{StatusTime, UnicornName};
 
 use crate::progress::OutputMode;
@@ -168,6 +168,12 @@ pub struct Cli {
     /// still go to stderr.
     #[arg(long, short)]
     pub quiet: bool,
+
+    /// More log lines: -v shows the producer's debug lines and the AWS SDK's
+    /// warnings (the credential chain's among them), -vv everything at debug.
+    /// RUST_LOG, if set, wins.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
 }
 
 /// The scenarios `--scenario` offers.

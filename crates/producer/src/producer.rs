@@ -17,12 +17,13 @@ use std::time::Duration;
 use futures::FutureExt as _;
 use tokio::time::{Instant, sleep_until};
 use wildrydes_core::StatusTime;
+use wildrydes_core::retry::classify_code;
 
 use crate::batch::{self, Candidate};
 use crate::ledger::{Ledger, LedgerError};
 use crate::pacing::ShardPacer;
 use crate::progress::{Progress, Snapshot};
-use crate::sender::{CallError, EntryOutcome, PutEntry, RecordSink, Retry, RetryPolicy};
+use crate::sender::{CallError, EntryOutcome, PutEntry, RecordSink, Retry};
 use crate::settings::Settings;
 use crate::shards::{ShardMap, ShardMapError};
 use crate::simulation::{Fleet, FleetError};
@@ -411,7 +412,7 @@ impl<'a, S: RecordSink> Run<'a, S> {
                             acknowledged += 1;
                         }
                         EntryOutcome::Failed { code, message } => {
-                            let retry = RetryPolicy::classify_entry(&code);
+                            let retry = classify_code(&code);
                             self.entry_failed(u, retry, &code, &message, now);
                         }
                     }

@@ -4,14 +4,16 @@
 //!
 //! A PutRecords call can succeed while some of its entries fail
 //! (`ProvisionedThroughputExceededException`, `InternalFailure`); the SDK does
-//! not retry those. [`RetryPolicy`] decides which entries are worth sending
-//! again and how long to wait: exponential backoff with full jitter, a bounded
-//! number of attempts, after which the reading is reported as failed.
+//! not retry those. Core's [`RetryPolicy`], with the producer's
+//! [`PRODUCER_RETRY`] by default, decides which entries are worth sending
+//! again (core's classification of their error codes) and how long to wait:
+//! exponential backoff with full jitter, a bounded number of attempts, after
+//! which the reading is reported as failed.
 
 use std::future::Future;
 use std::time::Duration;
 
-use rand::Rng as _;
+use wildrydes_core::retry::RetryPolicy;
 
 use crate::shards::ShardRange;
 
@@ -50,15 +52,9 @@ pub enum EntryOutcome {
     },
 }
 
-/// Whether a failure may go away if the same thing is sent again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Retry {
-    /// Throttling, an internal failure, a timeout, a dropped connection.
-    Transient,
-    /// The request itself is refused (missing stream, no permission, a
-    /// disabled KMS key): sending it again gives the same answer.
-    Permanent,
-}
+/// Whether a failure may go away if the same thing is sent again: core's
+/// classification, the one every retry of the workspace uses.
+pub use wildrydes_core::retry::Retry;
 
 /// A whole PutRecords or ListShards call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -83,104 +79,41 @@ pub trait RecordSink: Send + Sync {
     fn list_shards(&self) -> impl Future<Output = Result<Vec<ShardRange>, CallError>> + Send;
 }
 
-/// Entry error codes that mean "not now" rather than "never".
-const TRANSIENT_ENTRY_CODES: [&str; 4] = [
-    "ProvisionedThroughputExceededException",
-    "InternalFailure",
-    "KMSThrottlingException",
-    "ServiceUnavailable",
-];
-
-/// How often and how patiently failed entries are sent again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct RetryPolicy {
-    /// Calls that may carry one reading, the first included; after that the
-    /// reading is reported as failed.
-    pub max_attempts: u32,
-    /// Ceiling of the first backoff; doubles with each attempt.
-    pub base_delay: Duration,
-    /// Ceiling of any backoff.
-    pub max_delay: Duration,
-}
-
-impl Default for RetryPolicy {
-    /// Ten attempts from 100 ms up to 5 s: about half a minute of patience,
-    /// enough to ride out a shard that is throttled for a few seconds.
-    fn default() -> Self {
-        Self {
-            max_attempts: 10,
-            base_delay: Duration::from_millis(100),
-            max_delay: Duration::from_secs(5),
-        }
-    }
-}
-
-impl RetryPolicy {
-    /// How long to wait after the `attempt`-th failed attempt (1 for the
-    /// first): uniform between zero and `base · 2^(attempt-1)`, capped ("full
-    /// jitter"), so unicorns throttled together do not come back together.
-    pub fn delay(&self, attempt: u32) -> Duration {
-        let ceiling = self
-            .base_delay
-            .saturating_mul(1u32 << attempt.saturating_sub(1).min(20))
-            .min(self.max_delay);
-        let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
-        Duration::from_nanos(rand::rng().random_range(0..=nanos))
-    }
-
-    /// Whether a reading that has been attempted `attempts` times may go again.
-    pub fn may_retry(&self, attempts: u32) -> bool {
-        attempts < self.max_attempts
-    }
-
-    /// Classifies the error code of a failed entry.
-    pub fn classify_entry(code: &str) -> Retry {
-        if TRANSIENT_ENTRY_CODES.contains(&code) {
-            Retry::Transient
-        } else {
-            Retry::Permanent
-        }
-    }
-}
+/// How often and how patiently failed entries are sent again: ten attempts
+/// from 100 ms up to 5 s, about half a minute of patience, enough to ride out
+/// a shard that is throttled for a few seconds. Which entries go again is
+/// core's [`classify_code`](wildrydes_core::retry::classify_code) of their
+/// error code.
+pub const PRODUCER_RETRY: RetryPolicy =
+    RetryPolicy::new(10, Duration::from_millis(100), Duration::from_secs(5));
 
 #[cfg(test)]
 mod tests {
+    use wildrydes_core::retry::classify_code;
+
     use super::*;
 
     #[test]
-    fn delays_grow_and_stay_under_their_ceiling() {
-        let policy = RetryPolicy::default();
-        for attempt in 1..40 {
-            let ceiling =
-                (policy.base_delay * 2u32.pow((attempt - 1).min(20))).min(policy.max_delay);
-            for _ in 0..20 {
-                assert!(policy.delay(attempt) <= ceiling, "attempt {attempt}");
-            }
-        }
-        // Jitter: not every delay is the ceiling.
-        let delays: std::collections::HashSet<_> = (0..20).map(|_| policy.delay(3)).collect();
-        assert!(delays.len() > 1);
-    }
-
-    #[test]
     fn attempts_are_bounded() {
-        let policy = RetryPolicy::default();
+        let policy = PRODUCER_RETRY;
         assert!(policy.may_retry(1));
         assert!(policy.may_retry(9));
         assert!(!policy.may_retry(10));
+        assert_eq!(policy.ceiling(1), Duration::from_millis(100));
+        assert_eq!(policy.ceiling(40), Duration::from_secs(5));
     }
 
     #[test]
     fn throttling_and_internal_failures_are_transient() {
         for code in ["ProvisionedThroughputExceededException", "InternalFailure"] {
-            assert_eq!(RetryPolicy::classify_entry(code), Retry::Transient);
+            assert_eq!(classify_code(code), Retry::Transient);
         }
         for code in [
             "KMSAccessDeniedException",
             "KMSDisabledException",
             "Whatever",
         ] {
-            assert_eq!(RetryPolicy::classify_entry(code), Retry::Permanent);
+            assert_eq!(classify_code(code), Retry::Permanent);
         }
     }
 }

@@ -4,13 +4,14 @@
 
 use std::path::PathBuf;
 
+use wildrydes_core::retry::RetryPolicy;
 use wildrydes_core::{StatusTime, UnicornName};
 
 use crate::batch::BatchLimits;
 use crate::pacing::ShardLimits;
 use crate::progress::OutputMode;
 use crate::scenario::Scenario;
-use crate::sender::RetryPolicy;
+use crate::sender::PRODUCER_RETRY;
 
 /// Readings held unacknowledged before generation pauses: bounds memory
 /// (about 200 bytes each) when Kinesis cannot keep up.
@@ -44,7 +45,7 @@ pub struct Settings {
     pub ledger: Option<PathBuf>,
     /// How progress is shown.
     pub output: OutputMode,
-    /// Retries of failed entries.
+    /// Retries of failed entries ([`PRODUCER_RETRY`] by default).
     pub retry: RetryPolicy,
     /// Per-shard write limits to pace to; `None` sends as fast as calls
     /// return (only tests want that, to provoke throttling).
@@ -74,7 +75,7 @@ impl Settings {
             scenario: Scenario::Walk,
             ledger: None,
             output: OutputMode::Quiet,
-            retry: RetryPolicy::default(),
+            retry: PRODUCER_RETRY,
             pacing: Some(ShardLimits::default()),
             batch: BatchLimits::default(),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,

@@ -12,10 +12,9 @@ use std::time::Duration;
 
 use common::{fleet, settings};
 use wildrydes_core::Reading;
+use wildrydes_core::retry::RetryPolicy;
 use wildrydes_producer::app::{EXIT_ERROR, EXIT_LOST, exit_status};
-use wildrydes_producer::sender::{
-    CallError, EntryOutcome, PutEntry, RecordSink, Retry, RetryPolicy,
-};
+use wildrydes_producer::sender::{CallError, EntryOutcome, PutEntry, RecordSink, Retry};
 use wildrydes_producer::shards::ShardRange;
 
 /// A one-shard stream that refuses some unicorns' entries with a fixed code,

@@ -14,10 +14,11 @@ use common::{
     stream,
 };
 use tokio::time::Instant;
+use wildrydes_core::retry::RetryPolicy;
 use wildrydes_producer::batch::{MAX_BYTES_PER_CALL, MAX_RECORDS_PER_CALL};
 use wildrydes_producer::kinesis::KinesisStream;
 use wildrydes_producer::produce;
-use wildrydes_producer::sender::{CallError, EntryOutcome, PutEntry, RecordSink, RetryPolicy};
+use wildrydes_producer::sender::{CallError, EntryOutcome, PutEntry, RecordSink};
 use wildrydes_producer::shards::{ShardRange, hash_key};
 
 #[tokio::test]

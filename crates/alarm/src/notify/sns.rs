@@ -11,7 +11,7 @@ use aws_sdk_sns::error::{DisplayErrorContext, SdkError};
 use aws_sdk_sns::operation::publish::PublishError;
 use aws_sdk_sns::types::MessageAttributeValue;
 use futures::future::BoxFuture;
-use wildrydes_core::retry::{Retry, classify_sdk};
+use wildrydes_core::retry::classify_sdk;
 
 use super::{Notifier, refused};
 use crate::error::AlarmError;
@@ -96,7 +96,7 @@ fn is_transient(error: &SdkError<PublishError, HttpResponse>) -> bool {
         error.as_service_error(),
         Some(PublishError::InternalErrorException(_) | PublishError::KmsThrottlingException(_))
     );
-    classify_sdk(error, modeled) == Retry::Transient
+    classify_sdk(error, modeled).is_transient()
 }
 
 impl Notifier for SnsNotifier {

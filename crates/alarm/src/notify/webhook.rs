@@ -3,10 +3,11 @@
 //! operator's own endpoint (the body carries every field, and the
 //! `Idempotency-Key` header the notification id).
 //!
-//! Any 2xx answer is acceptance. 408, 429 and 5xx answers, timeouts and
-//! connection failures are transient and retried; other answers (a 404 from a
-//! deleted webhook, a 403) are permanent. The URL is a secret in most chat
-//! products, so only its scheme and host ever appear in logs and errors.
+//! Any 2xx answer is acceptance. 408, 429 and 5xx answers (core's
+//! `classify_status`), timeouts and connection failures are transient and
+//! retried; other answers (a 404 from a deleted webhook, a 403) are
+//! permanent. The URL is a secret in most chat products, so only its scheme
+//! and host ever appear in logs and errors.
 //!
 //! The client is hyper with rustls, the stack the AWS SDK already compiles;
 //! https receivers are checked against the system's root certificates.
@@ -23,6 +24,7 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
+use wildrydes_core::retry::classify_status;
 
 use super::{Notifier, refused};
 use crate::error::AlarmError;
@@ -143,12 +145,9 @@ impl WebhookNotifier {
                 .await
                 .map(|b| String::from_utf8_lossy(&b.to_bytes()).into_owned())
                 .unwrap_or_default();
-            let transient = status.is_server_error()
-                || status == http::StatusCode::TOO_MANY_REQUESTS
-                || status == http::StatusCode::REQUEST_TIMEOUT;
             Err(fail(
                 format!("{} answered {status}: {}", self.shown, body.trim()),
-                transient,
+                classify_status(status.as_u16()).is_transient(),
             ))
         };
         match tokio::time::timeout(self.timeout, call).await {

@@ -10,21 +10,13 @@ use std::time::Duration;
 use tokio::time::Instant;
 use wildrydes_alarm::store::StateStore;
 use wildrydes_alarm::{AlarmSettings, Detector, MagicAlarm, Notifier};
-use wildrydes_core::process::{ShardSource, SourceRecord};
+use wildrydes_core::input::{ShardSource, SourceRecord};
 use wildrydes_core::rejects::RejectStore;
 use wildrydes_core::retry::RetryPolicy;
 use wildrydes_core::writer::{TableWriter, WriterConfig};
 use wildrydes_local_aws::{LocalAws, LocalAwsOptions, ensure_table, workshop};
 
-/// Every test runs under this bound.
-pub const TEST_TIMEOUT: Duration = Duration::from_secs(90);
-
-/// Runs `test`, failing it if it takes longer than [`TEST_TIMEOUT`].
-pub async fn bounded<F: Future>(test: F) -> F::Output {
-    tokio::time::timeout(TEST_TIMEOUT, test)
-        .await
-        .expect("test timed out")
-}
+pub use wildrydes_testkit::bounded;
 
 /// The embedded DynamoDB with the alarm-state and rejects tables.
 pub async fn backend() -> LocalAws {

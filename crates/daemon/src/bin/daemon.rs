@@ -7,13 +7,16 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use wildrydes_alarm::AlarmConfig;
+use wildrydes_alarm::detector::Detector;
+use wildrydes_cli::{AwsArgs, LogFormat};
 use wildrydes_core::aggregation::Aggregator;
-use wildrydes_core::aws::AwsArgs;
 use wildrydes_core::minute_store::MinuteStore;
 use wildrydes_core::process::Processor;
 use wildrydes_core::rejects::RejectStore;
-use wildrydes_core::resources::{
-    AGGREGATES_STREAM, AGGREGATOR_STATE_TABLE, READINGS_STREAM, REJECTS_TABLE, SENSOR_TABLE,
+use wildrydes_core::names::{
+    AGGREGATES_STREAM, AGGREGATOR_STATE_TABLE, ALARM_TABLE, READINGS_STREAM, REJECTS_TABLE,
+    SENSOR_TABLE,
 };
 use wildrydes_core::retry::RetryPolicy;
 use wildrydes_core::stream_writer::StreamWriter;
@@ -62,7 +65,7 @@ enum PipelineCommand {
 #[derive(Debug, Args)]
 struct AlarmArgs {
     /// Table of per-unicorn alarm state (hash key Name S)
-    #[arg(long, env = "ALARM_TABLE_NAME", default_value = wildrydes_alarm::ALARM_TABLE)]
+    #[arg(long, env = "ALARM_TABLE_NAME", default_value = ALARM_TABLE)]
     alarm_table: String,
     /// SNS topic that receives the notifications
     #[arg(long, env = "ALARM_TOPIC_ARN")]
@@ -70,6 +73,9 @@ struct AlarmArgs {
     /// URL that receives each notification as a JSON POST (a chat incoming webhook, say)
     #[arg(long, env = "ALARM_WEBHOOK_URL")]
     webhook_url: Option<String>,
+    /// Longest wait for one webhook call
+    #[arg(long, env = "ALARM_WEBHOOK_TIMEOUT", default_value = "5s", value_parser = humantime::parse_duration)]
+    webhook_timeout: Duration,
     /// Print each notification as a JSON line on standard output
     #[arg(long, env = "ALARM_CONSOLE")]
     console: bool,
@@ -114,6 +120,10 @@ struct Common {
     /// Log format
     #[arg(long, global = true, env = "WILDRYDES_LOG_FORMAT", value_enum, default_value_t = LogFormat::Human)]
     log_format: LogFormat,
+    /// More log lines: -v shows ours at debug and the AWS SDK's warnings,
+    /// -vv everything at debug (RUST_LOG, if set, wins)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    verbose: u8,
     /// On SIGTERM or Ctrl-C: how long consumers get to finish their batch
     /// and checkpoint before the leases are released
     #[arg(long, global = true, env = "WILDRYDES_SHUTDOWN_TIMEOUT", default_value = "20s", value_parser = humantime::parse_duration)]
@@ -175,18 +185,10 @@ enum Position {
     Latest,
 }
 
-#[derive(Debug, Clone, Copy, ValueEnum)]
-enum LogFormat {
-    /// Readable lines.
-    Human,
-    /// One JSON object per line.
-    Json,
-}
-
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logs(cli.common.log_format);
+    wildrydes_cli::logging::init(cli.common.log_format, cli.common.verbose);
     let config = cli.aws.sdk_config().await;
     let kinesis = aws_sdk_kinesis::Client::new(&config);
     let dynamodb = aws_sdk_dynamodb::Client::new(&config);
@@ -234,21 +236,21 @@ async fn main() -> anyhow::Result<()> {
             )
         }
         PipelineCommand::Alarm(args) => {
-            let settings = |name: &str| -> Option<String> {
-                match name {
-                    "ALARM_TABLE_NAME" => Some(args.alarm_table.clone()),
-                    "ALARM_TOPIC_ARN" => args.topic_arn.clone(),
-                    "ALARM_WEBHOOK_URL" => args.webhook_url.clone(),
-                    "ALARM_CONSOLE" => Some(args.console.to_string()),
-                    "MAGIC_THRESHOLD" => Some(args.threshold.to_string()),
-                    "MAGIC_HYSTERESIS" => Some(args.hysteresis.to_string()),
-                    "REJECTS_TABLE_NAME" => Some(cli.common.rejects_table.clone()),
-                    other => std::env::var(other).ok(),
-                }
+            let alarm = AlarmConfig {
+                table_name: args.alarm_table.clone(),
+                rejects_table_name: cli.common.rejects_table.clone(),
+                topic_arn: args.topic_arn.clone(),
+                webhook_url: args.webhook_url.clone(),
+                webhook_timeout: args.webhook_timeout,
+                console: args.console,
+                detector: Detector::new(args.threshold, args.hysteresis)
+                    .context("cannot configure the alarm")?,
             };
-            let alarm = wildrydes_alarm::function::Config::from_lookup(settings)
-                .and_then(|c| c.alarm(&config))
-                .context("cannot configure the alarm")?;
+            anyhow::ensure!(
+                alarm.has_notifier(),
+                "the alarm tells no one: pass --topic-arn, --webhook-url or --console"
+            );
+            let alarm = alarm.alarm(&config).context("cannot configure the alarm")?;
             (Pipeline::Alarm(Arc::new(alarm)), READINGS_STREAM)
         }
     };
@@ -261,7 +263,7 @@ async fn main() -> anyhow::Result<()> {
         .common
         .lease_table
         .clone()
-        .unwrap_or_else(|| format!("wildrydes-daemon-{}", pipeline.name()));
+        .unwrap_or_else(|| pipeline.name().lease_table());
     let worker_id = cli
         .common
         .worker_id
@@ -306,21 +308,19 @@ async fn main() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Resolves on SIGTERM (how containers and systemd stop a service) or Ctrl-C.
+/// Resolves on SIGTERM (how containers and systemd stop a service) or
+/// Ctrl-C; never, if signals cannot be listened for (kill still works).
 async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .unwrap_or_else(|e| panic!("cannot listen for SIGTERM: {e}"));
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term.recv() => {}
+    match wildrydes_cli::stop_requested().await {
+        Ok(signal) => tracing::info!(
+            %signal,
+            "stop requested: finishing batches, checkpointing, releasing leases"
+        ),
+        Err(error) => {
+            tracing::warn!(%error, "cannot listen for Ctrl-C or SIGTERM; stop with SIGKILL");
+            std::future::pending::<()>().await;
         }
     }
-    #[cfg(not(unix))]
-    let _ = ctrl_c.await;
-    tracing::info!("stop requested: finishing batches, checkpointing, releasing leases");
 }
 
 fn default_worker_id() -> String {
@@ -332,18 +332,6 @@ fn default_worker_id() -> String {
     format!("{host}-{}", std::process::id())
 }
 
-fn init_logs(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
-    match format {
-        LogFormat::Human => builder.init(),
-        LogFormat::Json => builder.json().init(),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use clap::CommandFactory;
@@ -353,5 +341,19 @@ mod tests {
     #[test]
     fn flags_are_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn the_alarms_defaults_are_the_alarm_crates() {
+        let cli = Cli::try_parse_from(["wildrydes-daemon", "alarm", "--console"]).unwrap();
+        let PipelineCommand::Alarm(args) = cli.pipeline else {
+            panic!("not the alarm")
+        };
+        assert_eq!(
+            args.webhook_timeout,
+            wildrydes_alarm::notify::DEFAULT_WEBHOOK_TIMEOUT
+        );
+        let levels = Detector::new(args.threshold, args.hysteresis).unwrap();
+        assert_eq!(levels, Detector::default());
     }
 }

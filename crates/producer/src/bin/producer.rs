@@ -1,7 +1,6 @@
 //! `producer`: parses the flags, installs logging and the stop signals, and
 //! hands over to `wildrydes_producer::app`.
 
-use std::io::IsTerminal as _;
 use std::process::ExitCode;
 
 use anyhow::Context as _;
@@ -11,7 +10,7 @@ use wildrydes_producer::app::{self, EXIT_ERROR, EXIT_USAGE};
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logs();
+    wildrydes_cli::logging::init(wildrydes_cli::LogFormat::Human, cli.verbose);
     let settings = match cli.settings() {
         Ok(settings) => settings,
         Err(err) => {
@@ -44,28 +43,14 @@ fn run(cli: &Cli, settings: &wildrydes_producer::Settings) -> anyhow::Result<u8>
     })
 }
 
-/// Logs to stderr, `info` for the producer and `warn` for libraries unless
-/// `RUST_LOG` says otherwise.
-fn init_logs() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("warn,wildrydes_producer=info,producer=info")
-    });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_target(false)
-        .init();
-}
-
 /// Resolves on the first Ctrl-C or SIGTERM; a second one exits at once,
 /// without flushing. If signals cannot be watched, never resolves.
 async fn stop_requested() {
-    match signal().await {
+    match wildrydes_cli::stop_requested().await {
         Ok(name) => {
             tracing::info!("{name} received: finishing; press Ctrl-C again to exit at once");
             tokio::spawn(async {
-                if let Ok(name) = signal().await {
+                if let Ok(name) = wildrydes_cli::stop_requested().await {
                     eprintln!("\n{name} received again: exiting without flushing");
                     std::process::exit(130);
                 }
@@ -75,22 +60,5 @@ async fn stop_requested() {
             tracing::warn!(error = %err, "cannot watch for Ctrl-C; stop with --duration or kill");
             std::future::pending::<()>().await;
         }
-    }
-}
-
-/// The next Ctrl-C (SIGINT) or, on Unix, SIGTERM, by name.
-async fn signal() -> std::io::Result<&'static str> {
-    #[cfg(unix)]
-    {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            interrupted = tokio::signal::ctrl_c() => interrupted.map(|()| "Ctrl-C"),
-            _ = terminate.recv() => Ok("SIGTERM"),
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await.map(|()| "Ctrl-C")
     }
 }

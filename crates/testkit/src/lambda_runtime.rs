@@ -1,22 +1,17 @@
 //! Running a real Lambda binary under cargo-lambda's runtime API emulator:
 //! what the runtime tests of every function share.
 //!
-//! cargo-lambda comes from `cargo xtask test`, which installs it and names
-//! its folder in `WILDRYDES_TOOLS_BIN`.
+//! cargo-lambda is found by [`crate::tools`].
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::Duration;
 
 use tokio::process::{Child, Command};
 use wildrydes_local_aws::LocalAws;
 
 /// The cargo-lambda program.
 pub fn cargo_lambda() -> PathBuf {
-    let dir = std::env::var_os("WILDRYDES_TOOLS_BIN").expect(
-        "WILDRYDES_TOOLS_BIN is not set: run the tests with `cargo xtask test`, which installs cargo-lambda and sets it",
-    );
-    PathBuf::from(dir).join("cargo-lambda")
+    crate::tools::program("cargo-lambda")
 }
 
 /// cargo-lambda's Lambda runtime API on 127.0.0.1, stopped when dropped.
@@ -36,10 +31,7 @@ impl RuntimeApi {
     /// Starts it with the cargo-lambda program `cargo_lambda`.
     pub async fn start_with(cargo_lambda: &Path) -> Self {
         // cargo-lambda takes a port number, not a listener: take a free one.
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .and_then(|l| l.local_addr())
-            .expect("a free port on 127.0.0.1")
-            .port();
+        let port = crate::free_port();
         let server = Command::new(cargo_lambda)
             .args([
                 "lambda",
@@ -56,12 +48,7 @@ impl RuntimeApi {
             .kill_on_drop(true)
             .spawn()
             .unwrap_or_else(|e| panic!("cannot start {}: {e}", cargo_lambda.display()));
-        while tokio::net::TcpStream::connect(("127.0.0.1", port))
-            .await
-            .is_err()
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        crate::until_listening(port).await;
         Self {
             port,
             _server: server,

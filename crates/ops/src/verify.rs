@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::Context as _;
 use wildrydes_core::Reading;
-use wildrydes_core::verify::{self, Key, Verification};
+use crate::aggregates::{self as verify, Key, Verification};
 
 /// Every reading of a producer ledger (`producer --ledger`), as sent.
 pub fn ledger_readings(path: &Path) -> anyhow::Result<Vec<Reading>> {

@@ -5,7 +5,7 @@
 //! environment, the runtime loop and the JSON it answers Lambda with.
 //!
 //! cargo-lambda comes from `cargo xtask test` (see
-//! `wildrydes_tests::lambda_runtime`).
+//! `wildrydes_testkit::lambda_runtime`).
 
 // Test code: a panic is how a failure is reported (clippy.toml allows
 // unwrap in #[test] functions; this extends it to their helpers).
@@ -16,11 +16,11 @@ use std::time::Duration;
 
 use tokio::process::Command;
 use wildrydes_local_aws::{LocalAws, LocalAwsOptions, workshop};
-use wildrydes_tests::lambda_runtime::RuntimeApi;
+use wildrydes_testkit::lambda_runtime::RuntimeApi;
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(format!(
-        "{}/tests/fixtures/{name}",
+        "{}/../../tests/fixtures/events/{name}",
         env!("CARGO_MANIFEST_DIR")
     ))
 }
@@ -37,9 +37,9 @@ async fn the_binary_prints_the_alarm_and_answers_lambda() {
         ];
         let mut function = api.function(env!("CARGO_BIN_EXE_wildrydes-alarm"), &local, &env);
 
-        let response = api.invoke(&fixture("dip.json")).await;
+        let response = api.invoke(&fixture("alarm-dip.json")).await;
         // The same event again, as a Lambda retry would: nothing more.
-        let again = api.invoke(&fixture("dip.json")).await;
+        let again = api.invoke(&fixture("alarm-dip.json")).await;
 
         function.kill().await.unwrap();
         let output = function.wait_with_output().await.unwrap();

@@ -20,72 +20,36 @@
 //! At least one of `ALARM_TOPIC_ARN`, `ALARM_WEBHOOK_URL`, `ALARM_CONSOLE`
 //! must be set: an alarm that tells no one refuses to start.
 
-use std::fmt;
-use std::sync::Arc;
 use std::time::{Duration, Instant as StdInstant};
 
-use aws_config::SdkConfig;
 use aws_lambda_events::event::streams::KinesisEventResponse;
 use tokio::time::Instant;
-use wildrydes_core::rejects::RejectStore;
-use wildrydes_core::resources::REJECTS_TABLE;
-use wildrydes_core::writer::{TableWriter, WriterConfig};
-use wildrydes_lambda::config::ConfigError;
-use wildrydes_lambda::kinesis::{self, ShardEvent};
-use wildrydes_lambda::telemetry;
+use wildrydes_alarm::detector::{DEFAULT_HYSTERESIS, DEFAULT_THRESHOLD, Detector};
+use wildrydes_alarm::notify::DEFAULT_WEBHOOK_TIMEOUT;
+use wildrydes_alarm::{AlarmConfig, AlarmOutcome, MagicAlarm};
+use wildrydes_core::names::{ALARM_TABLE, PipelineName, REJECTS_TABLE};
 
-use crate::alarm::{AlarmOutcome, MagicAlarm};
-use crate::detector::{DEFAULT_HYSTERESIS, DEFAULT_THRESHOLD, Detector};
-use crate::error::AlarmError;
-use crate::notify::{
-    ConsoleNotifier, DEFAULT_WEBHOOK_TIMEOUT, Notifier, SnsNotifier, WebhookNotifier,
-};
-use crate::store::{ALARM_TABLE, StateStore};
+use crate::config::ConfigError;
+use crate::kinesis::{self, ShardEvent};
+use crate::telemetry::{self, Ending, Failure, Figure, Report};
 
-/// The function's settings.
-#[derive(Clone, PartialEq, Eq)]
+/// The function's settings: the alarm's, and the time kept back to answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Config {
-    /// Table of per-unicorn alarm state.
-    pub table_name: String,
-    /// Table of rejects.
-    pub rejects_table_name: String,
-    /// SNS topic notified, if any.
-    pub topic_arn: Option<String>,
-    /// Webhook notified, if any; a secret in most chat products, never logged.
-    pub webhook_url: Option<String>,
-    /// Longest wait for one webhook call.
-    pub webhook_timeout: Duration,
-    /// Whether notifications are also printed as JSON lines.
-    pub console: bool,
-    /// Alarm and recovery levels.
-    pub detector: Detector,
+    /// What the alarm judges with and whom it tells.
+    pub alarm: AlarmConfig,
     /// Time kept back from the deadline to answer.
     pub deadline_margin: Duration,
 }
 
-impl fmt::Debug for Config {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Config")
-            .field("table_name", &self.table_name)
-            .field("rejects_table_name", &self.rejects_table_name)
-            .field("topic_arn", &self.topic_arn)
-            .field("webhook_url", &self.webhook_url.as_ref().map(|_| "(set)"))
-            .field("webhook_timeout", &self.webhook_timeout)
-            .field("console", &self.console)
-            .field("detector", &self.detector)
-            .field("deadline_margin", &self.deadline_margin)
-            .finish()
-    }
-}
-
 impl Config {
     /// Reads the settings from the process environment.
-    pub fn from_env() -> Result<Self, AlarmError> {
+    pub fn from_env() -> Result<Self, ConfigError> {
         Self::from_lookup(|name| std::env::var(name).ok())
     }
 
     /// Reads the settings through `get` (the environment, or a map in tests).
-    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, AlarmError> {
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let set = |name: &str| get(name).filter(|v| !v.trim().is_empty());
         let integer = |name: &'static str, default: i64, what: &'static str| match set(name) {
             None => Ok(default),
@@ -118,8 +82,7 @@ impl Config {
                     name: "ALARM_CONSOLE",
                     value: v,
                     what: "true or false",
-                }
-                .into());
+                });
             }
         };
         let threshold = integer(
@@ -132,7 +95,7 @@ impl Config {
             DEFAULT_HYSTERESIS.into(),
             "a whole number of magic points, 0 or more (OK again at threshold + hysteresis)",
         )?;
-        let config = Self {
+        let alarm = AlarmConfig {
             table_name: set("ALARM_TABLE_NAME").unwrap_or_else(|| ALARM_TABLE.to_owned()),
             rejects_table_name: set("REJECTS_TABLE_NAME")
                 .unwrap_or_else(|| REJECTS_TABLE.to_owned()),
@@ -141,45 +104,17 @@ impl Config {
             webhook_timeout: millis("ALARM_WEBHOOK_TIMEOUT_MS", DEFAULT_WEBHOOK_TIMEOUT)?,
             console,
             detector: Detector::new(threshold, hysteresis)?,
-            deadline_margin: millis("DEADLINE_MARGIN_MS", Duration::from_secs(1))?,
         };
-        if config.topic_arn.is_none() && config.webhook_url.is_none() && !config.console {
-            return Err(AlarmError::NoNotifier);
+        if !alarm.has_notifier() {
+            return Err(ConfigError::Missing {
+                name: "ALARM_TOPIC_ARN",
+                what: "an SNS topic ARN (or set ALARM_WEBHOOK_URL to an http(s) URL, or ALARM_CONSOLE=true for a local run): an alarm that tells no one refuses to start",
+            });
         }
-        Ok(config)
-    }
-
-    /// The notifiers configured: SNS, webhook, console, in that order.
-    pub fn notifiers(&self, aws: &SdkConfig) -> Result<Vec<Arc<dyn Notifier>>, AlarmError> {
-        let mut notifiers: Vec<Arc<dyn Notifier>> = Vec::new();
-        if let Some(arn) = &self.topic_arn {
-            notifiers.push(Arc::new(SnsNotifier::new(
-                aws_sdk_sns::Client::new(aws),
-                arn,
-            )));
-        }
-        if let Some(url) = &self.webhook_url {
-            notifiers.push(Arc::new(WebhookNotifier::new(url, self.webhook_timeout)?));
-        }
-        if self.console {
-            notifiers.push(Arc::new(ConsoleNotifier::stdout()));
-        }
-        Ok(notifiers)
-    }
-
-    /// The alarm these settings describe, with clients built from `aws`.
-    pub fn alarm(&self, aws: &SdkConfig) -> Result<MagicAlarm, AlarmError> {
-        let dynamodb = aws_sdk_dynamodb::Client::new(aws);
-        MagicAlarm::new(
-            self.detector,
-            StateStore::new(dynamodb.clone(), &self.table_name),
-            self.notifiers(aws)?,
-            RejectStore::new(TableWriter::new(
-                dynamodb,
-                &self.rejects_table_name,
-                WriterConfig::default(),
-            )),
-        )
+        Ok(Self {
+            alarm,
+            deadline_margin: millis("DEADLINE_MARGIN_MS", Duration::from_secs(1))?,
+        })
     }
 }
 
@@ -202,54 +137,29 @@ pub async fn handle(
 
 /// One log line and one metrics document per invocation.
 fn log_outcome(shard_id: &str, outcome: &AlarmOutcome, failed: Option<&str>, took: Duration) {
-    let duration_ms = took.as_secs_f64() * 1000.0;
-    let notifications = outcome.notified.len();
-    match failed {
-        None => tracing::info!(
-            shard_id,
-            records_in = outcome.records,
-            readings = outcome.readings,
-            aggregates = outcome.aggregates,
-            rejected = outcome.rejected,
-            stale = outcome.stale,
-            notifications,
-            races = outcome.races,
-            notify_retries = outcome.notify_retries,
-            duration_ms,
-            "batch judged"
-        ),
-        Some(sequence_number) => tracing::error!(
-            shard_id,
-            records_in = outcome.records,
-            readings = outcome.readings,
-            aggregates = outcome.aggregates,
-            rejected = outcome.rejected,
-            stale = outcome.stale,
-            notifications,
-            races = outcome.races,
-            notify_retries = outcome.notify_retries,
-            duration_ms,
-            resume_at = sequence_number,
-            error = outcome.error.as_deref().unwrap_or_default(),
-            "batch partly judged: Lambda will retry from resume_at"
-        ),
-    }
-    #[allow(clippy::cast_precision_loss)]
-    let counts = [
-        ("RecordsIn", "Count", outcome.records as f64),
-        ("Rejected", "Count", outcome.rejected as f64),
-        ("StaleObservations", "Count", outcome.stale as f64),
-        ("Notifications", "Count", notifications as f64),
-        ("Races", "Count", outcome.races as f64),
-        ("NotifyRetries", "Count", f64::from(outcome.notify_retries)),
-        (
-            "BatchFailures",
-            "Count",
-            if failed.is_some() { 1.0 } else { 0.0 },
-        ),
-        ("DurationMs", "Milliseconds", duration_ms),
-    ];
-    telemetry::emit_metrics("wildrydes-alarm", &counts);
+    telemetry::report(&Report {
+        function: PipelineName::Alarm,
+        shard_id,
+        message: "batch judged",
+        figures: &[
+            Figure::count("records_in", outcome.records).metric("RecordsIn"),
+            Figure::count("readings", outcome.readings),
+            Figure::count("aggregates", outcome.aggregates),
+            Figure::count("rejected", outcome.rejected).metric("Rejected"),
+            Figure::count("stale", outcome.stale).metric("StaleObservations"),
+            Figure::count("notifications", outcome.notified.len()).metric("Notifications"),
+            Figure::count("races", outcome.races).metric("Races"),
+            Figure::count("notify_retries", outcome.notify_retries).metric("NotifyRetries"),
+        ],
+        took,
+        ending: failed.map_or(Ending::Complete, |resume_at| {
+            Ending::Partial(Failure {
+                resume_at,
+                error: outcome.error.as_deref().unwrap_or_default(),
+                message: "batch partly judged: Lambda will retry from resume_at",
+            })
+        }),
+    });
 }
 
 #[cfg(test)]
@@ -258,7 +168,7 @@ mod tests {
 
     use super::*;
 
-    fn config(vars: &[(&str, &str)]) -> Result<Config, AlarmError> {
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
         let map: HashMap<String, String> = vars
             .iter()
             .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
@@ -268,7 +178,7 @@ mod tests {
 
     #[test]
     fn defaults_need_only_a_notifier() {
-        let c = config(&[("ALARM_CONSOLE", "true")]).unwrap();
+        let c = config(&[("ALARM_CONSOLE", "true")]).unwrap().alarm;
         assert_eq!(c.table_name, "WildRydesAlarmState");
         assert_eq!(c.rejects_table_name, "UnicornSensorDataRejects");
         assert_eq!(
@@ -286,8 +196,7 @@ mod tests {
         ] {
             let err = config(vars).unwrap_err().to_string();
             assert!(
-                err.contains("no notifier is configured")
-                    && err.contains("ALARM_TOPIC_ARN")
+                err.contains("ALARM_TOPIC_ARN is not set")
                     && err.contains("ALARM_WEBHOOK_URL")
                     && err.contains("ALARM_CONSOLE=true"),
                 "{err}"
@@ -310,7 +219,8 @@ mod tests {
             ("MAGIC_HYSTERESIS", "0"),
             ("ALARM_TABLE_NAME", "Alarms"),
         ])
-        .unwrap();
+        .unwrap()
+        .alarm;
         assert_eq!(
             (c.detector.threshold(), c.detector.recovery_level()),
             (40, 40)

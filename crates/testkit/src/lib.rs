@@ -1,30 +1,66 @@
-//! Helpers shared by the whole-system tests in `tests/tests/`.
+//! Test support for every crate of the workspace: the one place that starts
+//! backends, finds tools and binaries, and reads streams for a test.
 //!
-//! Each test file there is one scenario run against the embedded backend
-//! ([`wildrydes_local_aws::LocalAws`]) through the official SDK. The rules
-//! they follow: every test starts its own backend on random ports (so tests
-//! run in parallel), is bounded in time with [`bounded`], and never sleeps to
-//! wait for something: it polls the API or awaits a result.
+//! - [`start_local_aws`]: the embedded Kinesis and DynamoDB
+//!   ([`wildrydes_local_aws::LocalAws`]) on random ports.
+//! - [`moto`]: moto's server (CloudFormation, IAM, Lambda, S3, SNS, SQS) on
+//!   a free port, with its SDK configuration.
+//! - [`lambda_runtime`]: a real Lambda binary under cargo-lambda's runtime
+//!   API emulator.
+//! - [`tools`]: where cargo-lambda and moto are (`cargo xtask tools`
+//!   installs them), found without any variable set by xtask.
+//! - [`binaries`]: another package's binary, built now and located by
+//!   cargo, never a stale file in `target/debug`.
+//! - [`fleet`]: seeded fleets of readings with their arithmetic oracle.
+//! - [`free_port`], [`read_stream`], [`bounded`], [`readings_of_minute`],
+//!   [`WORKSHOP_DAY`].
+//!
+//! The rules tests follow: each starts its own backend on random ports (so
+//! tests run in parallel), is bounded in time with [`bounded`], and never
+//! sleeps to wait for something: it polls the API or awaits a result.
 
+pub mod binaries;
 pub mod fleet;
 pub mod lambda_runtime;
+pub mod moto;
+pub mod tools;
 
 use std::future::Future;
 use std::time::Duration;
 
-use wildrydes_core::process::SourceRecord;
+use wildrydes_core::input::SourceRecord;
 use wildrydes_core::{Aggregate, Reading, StatusTime};
 use wildrydes_local_aws::{LocalAws, LocalAwsOptions};
 
-/// Longest a whole-system test may run. Each takes well under a second
-/// locally; the limit turns a hang into a failure instead of a stuck run.
-pub const TEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest a test may run. Most take well under a second; moto's start
+/// takes a few. The limit turns a hang into a failure instead of a stuck run.
+pub const TEST_TIMEOUT: Duration = Duration::from_secs(90);
 
 /// Runs `test`, panicking if it takes longer than [`TEST_TIMEOUT`].
 pub async fn bounded<F: Future>(test: F) -> F::Output {
     match tokio::time::timeout(TEST_TIMEOUT, test).await {
         Ok(output) => output,
         Err(_) => panic!("test did not finish within {TEST_TIMEOUT:?}"),
+    }
+}
+
+/// A port free on 127.0.0.1 right now, for a server that takes a port
+/// number rather than a listener (moto, cargo-lambda). Another process may
+/// take it before the server binds it; the servers then fail to start, loudly.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("a free port on 127.0.0.1")
+        .port()
+}
+
+/// Waits until something accepts connections on 127.0.0.1:`port`, polling.
+pub async fn until_listening(port: u16) {
+    while tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .is_err()
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -64,7 +100,7 @@ pub fn readings_of_minute(aggregate: &Aggregate, offset_ms: i64) -> Vec<Reading>
 }
 
 /// The workshop's day of Shadowfax aggregates (1440 lines), as text.
-pub const WORKSHOP_DAY: &str = include_str!("../fixtures/shadowfax-2016-02-12.json");
+pub const WORKSHOP_DAY: &str = include_str!("../../../tests/fixtures/shadowfax-2016-02-12.json");
 
 /// Every record of `stream`, shard by shard, from the start, as core's
 /// `SourceRecord`s.
@@ -94,11 +130,7 @@ pub async fn read_stream(kinesis: &aws_sdk_kinesis::Client, stream: &str) -> Vec
                 .send()
                 .await
                 .expect("GetRecords on the local backend");
-            out.extend(page.records().iter().map(|r| SourceRecord {
-                sequence_number: r.sequence_number().to_owned(),
-                partition_key: r.partition_key().unwrap_or_default().to_owned(),
-                data: r.data().as_ref().to_vec(),
-            }));
+            out.extend(page.records().iter().map(SourceRecord::from));
             match page.next_shard_iterator {
                 Some(next) if !page.records.is_empty() => iterator = next,
                 _ => break,

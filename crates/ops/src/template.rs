@@ -4,7 +4,7 @@
 
 /// The CloudFormation template (`infra/wildrydes.yaml`); cargo rebuilds
 /// xtask when it changes.
-pub const TEMPLATE: &str = include_str!("../../infra/wildrydes.yaml");
+pub const TEMPLATE: &str = include_str!("../../../infra/wildrydes.yaml");
 
 /// Default stack name.
 pub const DEFAULT_STACK_NAME: &str = "wildrydes";
@@ -54,11 +54,11 @@ pub struct KeptTable {
 pub const KEPT_TABLES: [KeptTable; 2] = [
     KeptTable {
         logical_id: "SensorTable",
-        table_name: wildrydes_core::resources::SENSOR_TABLE,
+        table_name: wildrydes_core::names::SENSOR_TABLE,
     },
     KeptTable {
         logical_id: "RejectsTable",
-        table_name: wildrydes_core::resources::REJECTS_TABLE,
+        table_name: wildrydes_core::names::REJECTS_TABLE,
     },
 ];
 

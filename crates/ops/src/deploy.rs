@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context as _;
 use aws_config::SdkConfig;
 use aws_sdk_cloudformation::types::ChangeSetType;
-use wildrydes_core::aws::AwsArgs;
+use wildrydes_cli::AwsArgs;
 use xshell::Shell;
 
 use crate::artifacts::{self, Architecture, Artifact, BucketState};
@@ -221,6 +221,19 @@ impl Flags {
             timeout: Duration::from_secs(self.timeout),
         })
     }
+}
+
+/// The folder of cargo-lambda (and the zig it builds with):
+/// `WILDRYDES_TOOLS_BIN`, which `cargo xtask deploy` sets once it has
+/// installed the pinned tools.
+pub fn tools_bin_from_env() -> anyhow::Result<PathBuf> {
+    std::env::var_os("WILDRYDES_TOOLS_BIN")
+        .map(PathBuf::from)
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "cannot build the Lambda functions: cargo-lambda's folder is unknown; run `cargo xtask deploy` (it installs the tools), pass --skip-build, or set WILDRYDES_TOOLS_BIN to the folder `cargo xtask tools` prints"
+            )
+        })
 }
 
 /// `cargo xtask deploy`: builds (unless `--skip-build`, with the tools of the

@@ -23,7 +23,7 @@ use anyhow::Context as _;
 use tokio::io::AsyncBufReadExt as _;
 use tokio::process::{Child, Command};
 use wildrydes_core::Aggregate;
-use wildrydes_core::verify::{Key, Verification};
+use crate::aggregates::{Key, Verification};
 use wildrydes_local_aws::{LocalAws, LocalAwsOptions, workshop};
 
 use crate::verify::verify_ledgers;
@@ -99,7 +99,7 @@ pub async fn run(opts: &DemoOptions) -> anyhow::Result<DemoReport> {
     let mut env = local.env_vars();
     let mut faults = None;
     if opts.faults {
-        let (url, counts) = crate::fault_proxy::start(&local.dynamodb_endpoint(), 2).await?;
+        let (url, counts) = wildrydes_local_aws::fault_proxy::start(&local.dynamodb_endpoint(), 2).await?;
         for (name, value) in &mut env {
             if *name == "AWS_ENDPOINT_URL_DYNAMODB" {
                 value.clone_from(&url);
@@ -253,7 +253,7 @@ pub async fn run(opts: &DemoOptions) -> anyhow::Result<DemoReport> {
     for child in [&mut aggregate, &mut process, &mut alarm] {
         stop(child).await;
     }
-    let rejects = wildrydes_core::rejects::list_rejects(&dynamodb, workshop::REJECTS_TABLE)
+    let rejects = crate::rejects::list_rejects(&dynamodb, workshop::REJECTS_TABLE)
         .await
         .map(|r| r.len())
         .unwrap_or_default();
@@ -315,7 +315,7 @@ fn late_device(opts: &DemoOptions, local: &LocalAws) -> anyhow::Result<Child> {
 /// the children back: every consumer must read parents before children and
 /// carry each unicorn's open minutes across. Returns the reshards done.
 async fn split_then_merge(kinesis: aws_sdk_kinesis::Client) -> anyhow::Result<usize> {
-    let stream = workshop::SENSOR_STREAM;
+    let stream = workshop::READINGS_STREAM;
     let open_shards = || async {
         let listed = kinesis
             .list_shards()

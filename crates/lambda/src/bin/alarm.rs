@@ -4,7 +4,7 @@
 //! `bootstrap` (see there): one invocation at a time per process.
 
 use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use wildrydes_alarm::function::{Config, handle};
+use wildrydes_lambda::alarm::{Config, handle};
 use wildrydes_lambda::kinesis::{ShardEvent, deadline};
 use wildrydes_lambda::telemetry;
 
@@ -14,13 +14,14 @@ async fn main() -> Result<(), Error> {
     let config = Config::from_env().inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let alarm = config
+        .alarm
         .alarm(&aws)
         .inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
     tracing::info!(
-        table = %config.table_name,
-        rejects = %config.rejects_table_name,
-        threshold = config.detector.threshold(),
-        recovery_level = config.detector.recovery_level(),
+        table = %config.alarm.table_name,
+        rejects = %config.alarm.rejects_table_name,
+        threshold = config.alarm.detector.threshold(),
+        recovery_level = config.alarm.detector.recovery_level(),
         notifiers = ?alarm.notifier_names(),
         "alarm ready"
     );

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use aws_config::SdkConfig;
-use wildrydes_core::aws::AwsArgs;
+use wildrydes_cli::AwsArgs;
 
 use crate::deploy::table_exists;
 use crate::stack::{self, EventWatcher};

@@ -5,9 +5,8 @@
 use aws_sdk_dynamodb::Client;
 use std::collections::BTreeMap;
 
-use crate::aggregate::Aggregate;
-use crate::item::item_to_aggregate;
-use crate::reading::Reading;
+use wildrydes_core::item::item_to_aggregate;
+use wildrydes_core::{Aggregate, Reading};
 
 /// An aggregate's table key: the minute (epoch ms) and the unicorn.
 pub type Key = (i64, String);

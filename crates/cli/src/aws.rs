@@ -2,8 +2,8 @@
 //! each: flags first, then the SDK's provider chain (environment, profile,
 //! instance role), with the workshop's region as the last resort.
 //!
-//! With the `cli` feature, the struct is a clap argument group that every
-//! binary flattens into its own flags.
+//! The struct is a clap argument group that every binary flattens into its
+//! own flags.
 
 use aws_config::meta::region::RegionProviderChain;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -14,25 +14,22 @@ pub const FALLBACK_REGION: &str = "us-east-1";
 
 /// AWS connection settings shared by every binary.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[cfg_attr(feature = "cli", derive(clap::Args))]
+#[derive(clap::Args)]
 pub struct AwsArgs {
     /// AWS region, e.g. us-west-2 [default: AWS_REGION, then the profile's
     /// region, then us-east-1]
-    #[cfg_attr(feature = "cli", arg(long, value_name = "REGION", global = true))]
+    #[arg(long, value_name = "REGION", global = true)]
     pub region: Option<String>,
 
     /// Named profile from ~/.aws/config and ~/.aws/credentials [default:
     /// AWS_PROFILE, then "default"]
-    #[cfg_attr(feature = "cli", arg(long, value_name = "NAME", global = true))]
+    #[arg(long, value_name = "NAME", global = true)]
     pub profile: Option<String>,
 
     /// Send every AWS call to this URL instead of AWS, e.g. the endpoints
     /// `cargo xtask local` prints. Per-service variables such as
     /// AWS_ENDPOINT_URL_KINESIS also work
-    #[cfg_attr(
-        feature = "cli",
-        arg(long, value_name = "URL", env = "AWS_ENDPOINT_URL", global = true)
-    )]
+    #[arg(long, value_name = "URL", env = "AWS_ENDPOINT_URL", global = true)]
     pub endpoint_url: Option<String>,
 }
 

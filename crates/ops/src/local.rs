@@ -3,25 +3,39 @@
 
 use anyhow::Context as _;
 use wildrydes_local_aws::workshop::{
-    AGGREGATE_STREAM, REJECTS_TABLE, SENSOR_STREAM, SENSOR_TABLE, ensure_workshop_resources,
+    AGGREGATES_STREAM, REJECTS_TABLE, READINGS_STREAM, SENSOR_TABLE, ensure_workshop_resources,
 };
 use wildrydes_local_aws::{LocalAws, LocalAwsOptions};
 
-use crate::{LocalFlags, project_root};
+/// What `local` serves, and where.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Keep state in this folder; `None` with `in_memory` false: the default
+    /// folder below `root`.
+    pub data_dir: Option<std::path::PathBuf>,
+    /// Keep nothing on disk.
+    pub in_memory: bool,
+    /// Kinesis port (0: a free one).
+    pub kinesis_port: u16,
+    /// DynamoDB port (0: a free one).
+    pub dynamodb_port: u16,
+    /// The workspace root.
+    pub root: std::path::PathBuf,
+}
 
 /// Default data directory, below the workspace root: inside `target/` so that
 /// `cargo clean` also resets the local backend.
 const DEFAULT_DATA_DIR: &str = "target/local-aws";
 
 /// Starts the backend, prints how to reach it, and serves until stopped.
-pub(crate) fn run(flags: &LocalFlags) -> anyhow::Result<()> {
+pub fn run(flags: &Options) -> anyhow::Result<()> {
     let data_dir = match (&flags.data_dir, flags.in_memory) {
         (_, true) => None,
         (Some(dir), false) => Some(
             std::path::absolute(dir)
                 .with_context(|| format!("cannot resolve data directory {}", dir.display()))?,
         ),
-        (None, false) => Some(project_root().join(DEFAULT_DATA_DIR)),
+        (None, false) => Some(flags.root.join(DEFAULT_DATA_DIR)),
     };
     let options = LocalAwsOptions {
         data_dir,
@@ -47,7 +61,7 @@ async fn serve(options: LocalAwsOptions) -> anyhow::Result<()> {
     };
     println!("Local AWS is up ({state}).");
     println!(
-        "  Kinesis:  {}  streams {SENSOR_STREAM}, {AGGREGATE_STREAM}",
+        "  Kinesis:  {}  streams {READINGS_STREAM}, {AGGREGATES_STREAM}",
         local.kinesis_endpoint()
     );
     println!(
@@ -63,29 +77,11 @@ async fn serve(options: LocalAwsOptions) -> anyhow::Result<()> {
     println!("Then try: aws kinesis list-streams; aws dynamodb list-tables");
     println!("Press Ctrl-C to stop.");
 
-    let signal = stop_requested()
+    let signal = wildrydes_cli::stop_requested()
         .await
         .context("cannot listen for Ctrl-C; stop the process another way")?;
     println!("{signal} received, stopping.");
     local.shutdown().await?;
     println!("Stopped cleanly.");
     Ok(())
-}
-
-/// Resolves on Ctrl-C (SIGINT) or, on Unix, SIGTERM (what `kill` and process
-/// supervisors send), naming the signal.
-async fn stop_requested() -> std::io::Result<&'static str> {
-    #[cfg(unix)]
-    {
-        let mut terminate =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            interrupted = tokio::signal::ctrl_c() => interrupted.map(|()| "Ctrl-C"),
-            _ = terminate.recv() => Ok("SIGTERM"),
-        }
-    }
-    #[cfg(not(unix))]
-    {
-        tokio::signal::ctrl_c().await.map(|()| "Ctrl-C")
-    }
 }
