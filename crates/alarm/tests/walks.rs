@@ -20,7 +20,7 @@ use wildrydes_alarm::store::{Claim, Written};
 use wildrydes_alarm::{AlarmError, AlarmState, MemoryNotifier, Notification, Notifier};
 use wildrydes_core::UnicornName;
 use wildrydes_core::input::SourceRecord;
-use wildrydes_core::rejects::list_rejects;
+use wildrydes_ops::rejects::list_rejects;
 use wildrydes_local_aws::workshop;
 
 fn memory() -> MemoryNotifier {
