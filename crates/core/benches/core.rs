@@ -19,7 +19,8 @@
 
 use std::hint::black_box;
 
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
 use wildrydes_core::item::aggregate_to_item;
 use wildrydes_core::window::WindowRules;
 use wildrydes_core::{Aggregate, MinuteWindow, Reading, StatusTime, UnicornName};
@@ -65,35 +66,46 @@ fn readings() -> Vec<Reading> {
     out
 }
 
+/// A group named `name` whose throughput is `records` records an iteration.
+fn group<'a>(c: &'a mut Criterion, name: &str, records: usize) -> BenchmarkGroup<'a, WallTime> {
+    let mut group = c.benchmark_group(name);
+    group.throughput(Throughput::Elements(records as u64));
+    group
+}
+
+/// Benchmark `name` of `group`: `each` over every one of `records`, an
+/// iteration.
+fn per_record<T>(
+    group: &mut BenchmarkGroup<'_, WallTime>,
+    name: &str,
+    records: &[T],
+    each: impl Fn(&T),
+) {
+    group.bench_function(name, |b| {
+        b.iter(|| {
+            for record in records {
+                each(black_box(record));
+            }
+        });
+    });
+}
+
 fn aggregates(c: &mut Criterion) {
     let lines = fixture_lines();
     let parsed: Vec<Aggregate> = lines
         .iter()
         .map(|l| Aggregate::from_json(l).unwrap())
         .collect();
-    let mut group = c.benchmark_group("aggregate");
-    group.throughput(Throughput::Elements(lines.len() as u64));
-    group.bench_function("parse_validate_map", |b| {
-        b.iter(|| {
-            for line in &lines {
-                let aggregate = Aggregate::from_json(black_box(line)).unwrap();
-                black_box(aggregate_to_item(&aggregate));
-            }
-        });
+    let mut group = group(c, "aggregate", lines.len());
+    per_record(&mut group, "parse_validate_map", &lines, |line| {
+        let aggregate = Aggregate::from_json(line).unwrap();
+        black_box(aggregate_to_item(&aggregate));
     });
-    group.bench_function("parse_validate", |b| {
-        b.iter(|| {
-            for line in &lines {
-                black_box(Aggregate::from_json(black_box(line)).unwrap());
-            }
-        });
+    per_record(&mut group, "parse_validate", &lines, |line| {
+        black_box(Aggregate::from_json(line).unwrap());
     });
-    group.bench_function("map", |b| {
-        b.iter(|| {
-            for aggregate in &parsed {
-                black_box(aggregate_to_item(black_box(aggregate)));
-            }
-        });
+    per_record(&mut group, "map", &parsed, |aggregate| {
+        black_box(aggregate_to_item(aggregate));
     });
     group.finish();
 }
@@ -104,22 +116,16 @@ fn reading_parse(c: &mut Criterion) {
         .take(UNICORNS * 600)
         .map(|r| r.to_json().into_bytes())
         .collect();
-    let mut group = c.benchmark_group("reading");
-    group.throughput(Throughput::Elements(json.len() as u64));
-    group.bench_function("parse", |b| {
-        b.iter(|| {
-            for line in &json {
-                black_box(Reading::from_json(black_box(line)).unwrap());
-            }
-        });
+    let mut group = group(c, "reading", json.len());
+    per_record(&mut group, "parse", &json, |line| {
+        black_box(Reading::from_json(line).unwrap());
     });
     group.finish();
 }
 
 fn window_push(c: &mut Criterion) {
     let readings = readings();
-    let mut group = c.benchmark_group("window");
-    group.throughput(Throughput::Elements(readings.len() as u64));
+    let mut group = group(c, "window", readings.len());
     group.bench_function("push", |b| {
         b.iter(|| {
             let mut window = MinuteWindow::new(WindowRules::default());

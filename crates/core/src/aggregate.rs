@@ -6,12 +6,13 @@ use serde::Serialize;
 use crate::error::{Field, ValidationError};
 use crate::json::Fields;
 use crate::name::UnicornName;
-use crate::reading::{SMALLINT, parse_time, smallint};
 use crate::time::StatusTime;
 
 /// One per-minute aggregate, validated: minimums never above maximums, the
-/// time on a minute boundary, every figure within SMALLINT.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+/// time on a minute boundary, every figure within SMALLINT. It serialises as
+/// the workshop's JSON (see [`Aggregate::to_json`]).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "PascalCase")]
 pub struct Aggregate {
     /// The unicorn; partition key of the stream and of the table.
     pub name: UnicornName,
@@ -33,16 +34,14 @@ impl Aggregate {
     /// Parses and validates one record of the `wildrydes-aggregated` stream.
     pub fn from_json(bytes: &[u8]) -> Result<Self, ValidationError> {
         let f = Fields::parse(bytes)?;
-        let name = UnicornName::new(f.str(Field::Name)?)?;
-        let status_time = parse_time(&f)?;
         Self {
-            name,
-            status_time,
-            distance: smallint(&f, Field::Distance, 0)?,
-            min_magic_points: smallint(&f, Field::MinMagicPoints, SMALLINT.0)?,
-            max_magic_points: smallint(&f, Field::MaxMagicPoints, SMALLINT.0)?,
-            min_health_points: smallint(&f, Field::MinHealthPoints, SMALLINT.0)?,
-            max_health_points: smallint(&f, Field::MaxHealthPoints, SMALLINT.0)?,
+            name: f.name()?,
+            status_time: f.time()?,
+            distance: f.smallint(Field::Distance, 0)?,
+            min_magic_points: f.smallint(Field::MinMagicPoints, i16::MIN)?,
+            max_magic_points: f.smallint(Field::MaxMagicPoints, i16::MIN)?,
+            min_health_points: f.smallint(Field::MinHealthPoints, i16::MIN)?,
+            max_health_points: f.smallint(Field::MaxHealthPoints, i16::MIN)?,
         }
         .validated()
     }
@@ -92,27 +91,7 @@ impl Aggregate {
 
     /// The workshop's JSON: same keys, same order, same time format.
     pub fn to_json(&self) -> String {
-        #[derive(Serialize)]
-        #[serde(rename_all = "PascalCase")]
-        struct Wire<'a> {
-            name: &'a str,
-            status_time: String,
-            distance: i16,
-            min_magic_points: i16,
-            max_magic_points: i16,
-            min_health_points: i16,
-            max_health_points: i16,
-        }
-        let wire = Wire {
-            name: self.name.as_str(),
-            status_time: self.status_time.to_string(),
-            distance: self.distance,
-            min_magic_points: self.min_magic_points,
-            max_magic_points: self.max_magic_points,
-            min_health_points: self.min_health_points,
-            max_health_points: self.max_health_points,
-        };
-        serde_json::to_string(&wire).unwrap_or_default()
+        serde_json::to_string(self).unwrap_or_default()
     }
 
     /// The table key of this aggregate: two aggregates with the same key are
@@ -125,23 +104,25 @@ impl Aggregate {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::json::{assert_refusals, assert_round_trip};
 
+    /// The workshop's day of aggregates, one per line.
+    const FIXTURE: &str = include_str!("../../../tests/fixtures/shadowfax-2016-02-12.json");
+
+    /// The workshop's example of an aggregate.
     const EXAMPLE: &str = r#"{"Name":"Shadowfax","StatusTime":"2017-05-06 17:47:00.000","Distance":9413,"MinMagicPoints":153,"MaxMagicPoints":159,"MinHealthPoints":150,"MaxHealthPoints":157}"#;
 
     #[test]
     fn the_workshop_example_round_trips() {
-        let a = Aggregate::from_json(EXAMPLE.as_bytes()).unwrap();
+        let a = assert_round_trip(Aggregate::from_json, Aggregate::to_json, EXAMPLE);
         assert_eq!(a.distance, 9413);
-        assert_eq!(a.to_json(), EXAMPLE);
     }
 
     #[test]
     fn every_line_of_the_workshop_fixture_round_trips_byte_for_byte() {
-        let fixture = include_str!("../../../tests/fixtures/shadowfax-2016-02-12.json");
         let mut lines = 0;
-        for line in fixture.lines() {
-            let a = Aggregate::from_json(line.as_bytes()).unwrap_or_else(|e| panic!("{line}: {e}"));
-            assert_eq!(a.to_json(), line);
+        for line in FIXTURE.lines() {
+            assert_round_trip(Aggregate::from_json, Aggregate::to_json, line);
             lines += 1;
         }
         assert_eq!(lines, 1440);
@@ -149,32 +130,28 @@ mod tests {
 
     #[test]
     fn semantic_checks() {
-        let with = |from: &str, to: &str| EXAMPLE.replace(from, to);
-        let cases = [
-            (
-                with("\"MinMagicPoints\":153", "\"MinMagicPoints\":160"),
-                "MinMagicPoints 160 is above MaxMagicPoints 159",
-            ),
-            (
-                with("17:47:00.000", "17:47:01.000"),
-                "field StatusTime 2017-05-06 17:47:01.000 of an aggregate must be the start of a minute",
-            ),
-            (
-                with("9413", "32768"),
-                "field Distance is 32768, outside 0..=32767",
-            ),
-            (
-                with("\"MaxHealthPoints\":157", "\"MaxHealthPoints\":null"),
-                "field MaxHealthPoints is missing",
-            ),
-        ];
-        for (json, message) in cases {
-            assert_eq!(
-                Aggregate::from_json(json.as_bytes())
-                    .unwrap_err()
-                    .to_string(),
-                message
-            );
-        }
+        let not_a_minute = "field StatusTime 2017-05-06 17:47:01.000 of an aggregate must be the start of a minute";
+        assert_refusals(
+            Aggregate::from_json,
+            EXAMPLE,
+            &[
+                (
+                    "\"MinMagicPoints\":153",
+                    "\"MinMagicPoints\":160",
+                    "MinMagicPoints 160 is above MaxMagicPoints 159",
+                ),
+                ("17:47:00.000", "17:47:01.000", not_a_minute),
+                (
+                    "9413",
+                    "32768",
+                    "field Distance is 32768, outside 0..=32767",
+                ),
+                (
+                    "\"MaxHealthPoints\":157",
+                    "\"MaxHealthPoints\":null",
+                    "field MaxHealthPoints is missing",
+                ),
+            ],
+        );
     }
 }

@@ -13,6 +13,8 @@ use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
 use crate::error::truncate_for_display;
 use crate::error::{Field, MAX_RECORD_BYTES, ValidationError, truncate_bytes_for_display};
+use crate::name::UnicornName;
+use crate::time::StatusTime;
 
 /// How many [`Field`]s exist; the size of [`Fields::values`].
 const FIELD_COUNT: usize = 11;
@@ -111,6 +113,28 @@ impl<'a> Fields<'a> {
             return Err(out_of_range(field, value, min as f64, max as f64));
         }
         Ok(n as i64)
+    }
+
+    /// The `Name` field, as a valid unicorn name.
+    pub(crate) fn name(&self) -> Result<UnicornName, ValidationError> {
+        Ok(UnicornName::new(self.str(Field::Name)?)?)
+    }
+
+    /// The `StatusTime` field, parsed.
+    pub(crate) fn time(&self) -> Result<StatusTime, ValidationError> {
+        let text = self.str(Field::StatusTime)?;
+        StatusTime::parse(text).map_err(|reason| ValidationError::Time {
+            shown: truncate_for_display(text),
+            reason,
+        })
+    }
+
+    /// An integer field from `min` to the top of SMALLINT: the workshop's
+    /// SQL declared every figure so, and a per-minute minimum or maximum of
+    /// readings must fit there too.
+    pub(crate) fn smallint(&self, field: Field, min: i16) -> Result<i16, ValidationError> {
+        let n = self.int(field, min.into(), i16::MAX.into())?;
+        Ok(i16::try_from(n).unwrap_or(i16::MAX))
     }
 
     /// A finite number within `min..=max`.
@@ -286,6 +310,35 @@ impl<'de> de::Deserialize<'de> for Scalar<'de> {
             }
         }
         d.deserialize_any(ScalarVisitor)
+    }
+}
+
+/// For the parsers' tests: `json` parses, and `to_json` writes it back byte
+/// for byte. Returns the parsed record.
+#[cfg(test)]
+pub(crate) fn assert_round_trip<T>(
+    parse: impl Fn(&[u8]) -> Result<T, ValidationError>,
+    to_json: impl Fn(&T) -> String,
+    json: &str,
+) -> T {
+    let record = parse(json.as_bytes()).unwrap_or_else(|e| panic!("{json}: {e}"));
+    assert_eq!(to_json(&record), json);
+    record
+}
+
+/// For the parsers' tests: `parse` refuses `example` with each case's
+/// `from` replaced by its `to`, and the refusal reads as its message.
+#[cfg(test)]
+pub(crate) fn assert_refusals<T: fmt::Debug>(
+    parse: impl Fn(&[u8]) -> Result<T, ValidationError>,
+    example: &str,
+    cases: &[(&str, &str, &str)],
+) {
+    for &(from, to, message) in cases {
+        assert!(example.contains(from), "{from:?} is not in the example");
+        let json = example.replace(from, to);
+        let refusal = parse(json.as_bytes()).expect_err(&json);
+        assert_eq!(refusal.to_string(), message, "{json}");
     }
 }
 

@@ -24,16 +24,18 @@
 //! [`PENDING_INDEX`], range key `Touched`): how the scheduled flush finds
 //! the minutes of shards that fell quiet without scanning the table.
 
-use std::collections::HashMap;
+use std::ops::ControlFlow;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, SdkError};
+use aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::AttributeValue;
 use futures::StreamExt as _;
 use tokio::time::Instant;
 
+use crate::item::Item;
 use crate::name::UnicornName;
 use crate::retry::{RetryPolicy, classify_sdk};
 use crate::time::MINUTE_MS;
@@ -166,26 +168,20 @@ impl MinuteStore {
         deadline: Instant,
     ) -> Result<Vec<(i64, MinuteState)>, MinuteStoreError> {
         let horizon_ms = i64::try_from(self.horizon.as_millis()).unwrap_or(i64::MAX);
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("#u = :u")
+            .expression_attribute_names("#u", KEY)
+            .expression_attribute_values(":u", AttributeValue::S(name.to_string()))
+            .scan_index_forward(false)
+            .consistent_read(true);
+        let subject = format!("unicorn {name}");
         let mut minutes = Vec::new();
         let mut forget_before = None;
-        let mut start_key = None;
-        loop {
-            let request = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("#u = :u")
-                .expression_attribute_names("#u", KEY)
-                .expression_attribute_values(":u", AttributeValue::S(name.to_string()))
-                .scan_index_forward(false)
-                .consistent_read(true)
-                .set_exclusive_start_key(start_key.take());
-            let page = self
-                .call("load minutes", &format!("unicorn {name}"), deadline, || {
-                    request.clone().send()
-                })
-                .await?;
-            for item in page.items() {
+        self.query_pages(query, "load minutes", &subject, deadline, |items| {
+            for item in items {
                 let (minute, state) = self.decode(name, item)?;
                 // Newest first: the first item's last reading is the clock.
                 let cutoff = *forget_before.get_or_insert_with(|| {
@@ -193,15 +189,14 @@ impl MinuteStore {
                     (minute + last).saturating_sub(horizon_ms)
                 });
                 if minute + MINUTE_MS <= cutoff {
-                    return Ok(minutes);
+                    return Ok(ControlFlow::Break(()));
                 }
                 minutes.push((minute, state));
             }
-            match page.last_evaluated_key {
-                Some(key) => start_key = Some(key),
-                None => return Ok(minutes),
-            }
-        }
+            Ok(ControlFlow::Continue(()))
+        })
+        .await?;
+        Ok(minutes)
     }
 
     /// Writes `minutes`, each conditional on the version it was loaded or
@@ -306,29 +301,19 @@ impl MinuteStore {
     ) -> Result<Vec<UnicornName>, MinuteStoreError> {
         let mut names = Vec::new();
         for bucket in 0..PENDING_BUCKETS {
-            let mut start_key = None;
-            loop {
-                let request = self
-                    .client
-                    .query()
-                    .table_name(&self.table)
-                    .index_name(PENDING_INDEX)
-                    .key_condition_expression("Pending = :p AND Touched <= :t")
-                    .expression_attribute_values(":p", AttributeValue::S(bucket.to_string()))
-                    .expression_attribute_values(
-                        ":t",
-                        AttributeValue::N(touched_before_ms.to_string()),
-                    )
-                    .projection_expression("#u")
-                    .expression_attribute_names("#u", KEY)
-                    .set_exclusive_start_key(start_key.take());
-                let subject = format!("bucket {bucket} of index {PENDING_INDEX}");
-                let page = self
-                    .call("list pending minutes", &subject, deadline, || {
-                        request.clone().send()
-                    })
-                    .await?;
-                for item in page.items() {
+            let query = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(PENDING_INDEX)
+                .key_condition_expression("Pending = :p AND Touched <= :t")
+                .expression_attribute_values(":p", AttributeValue::S(bucket.to_string()))
+                .expression_attribute_values(":t", AttributeValue::N(touched_before_ms.to_string()))
+                .projection_expression("#u")
+                .expression_attribute_names("#u", KEY);
+            let subject = format!("bucket {bucket} of index {PENDING_INDEX}");
+            self.query_pages(query, "list pending minutes", &subject, deadline, |items| {
+                for item in items {
                     if let Some(name) = item.get(KEY).and_then(|v| v.as_s().ok())
                         && let Ok(name) = UnicornName::new(name)
                         && !names.contains(&name)
@@ -336,13 +321,38 @@ impl MinuteStore {
                         names.push(name);
                     }
                 }
-                match page.last_evaluated_key {
-                    Some(key) => start_key = Some(key),
-                    None => break,
-                }
-            }
+                Ok(ControlFlow::Continue(()))
+            })
+            .await?;
         }
         Ok(names)
+    }
+
+    /// Runs `query` page by page, each page a read retried like any other,
+    /// and hands each page's items to `each` until it breaks or the pages
+    /// end.
+    async fn query_pages(
+        &self,
+        query: QueryFluentBuilder,
+        action: &'static str,
+        subject: &str,
+        deadline: Instant,
+        mut each: impl FnMut(&[Item]) -> Result<ControlFlow<()>, MinuteStoreError>,
+    ) -> Result<(), MinuteStoreError> {
+        let mut start_key = None;
+        loop {
+            let request = query.clone().set_exclusive_start_key(start_key.take());
+            let page = self
+                .call(action, subject, deadline, || request.clone().send())
+                .await?;
+            if each(page.items())?.is_break() {
+                return Ok(());
+            }
+            match page.last_evaluated_key {
+                Some(key) => start_key = Some(key),
+                None => return Ok(()),
+            }
+        }
     }
 
     /// Sends a read, retrying transient failures within the deadline.
@@ -400,7 +410,7 @@ impl MinuteStore {
     fn decode(
         &self,
         name: &UnicornName,
-        item: &HashMap<String, AttributeValue>,
+        item: &Item,
     ) -> Result<(i64, MinuteState), MinuteStoreError> {
         let minute = item
             .get(RANGE)

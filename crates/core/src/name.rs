@@ -3,6 +3,8 @@
 use std::fmt;
 use std::sync::Arc;
 
+use serde::{Serialize, Serializer};
+
 use crate::error::truncate_for_display;
 
 /// Longest accepted name, in characters: the workshop's SQL declared `Name VARCHAR(32)`.
@@ -73,6 +75,13 @@ impl fmt::Display for UnicornName {
 impl AsRef<str> for UnicornName {
     fn as_ref(&self) -> &str {
         &self.0
+    }
+}
+
+/// Serialises as its text: the `Name` of a reading's or an aggregate's JSON.
+impl Serialize for UnicornName {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_str(&self.0)
     }
 }
 

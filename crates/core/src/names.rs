@@ -53,11 +53,6 @@ impl PipelineName {
         }
     }
 
-    /// The default lease table of its daemon workers.
-    pub fn lease_table(self) -> String {
-        format!("wildrydes-daemon-{}", self.as_str())
-    }
-
     /// The name of its Lambda binary and, where Lambda gives none, of its
     /// function in metrics.
     pub const fn function_binary(self) -> &'static str {
@@ -66,6 +61,11 @@ impl PipelineName {
             Self::Process => "wildrydes-stream-processor",
             Self::Alarm => "wildrydes-alarm",
         }
+    }
+
+    /// The default lease table of its daemon workers.
+    pub fn lease_table(self) -> String {
+        format!("wildrydes-daemon-{}", self.as_str())
     }
 }
 

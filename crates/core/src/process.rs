@@ -142,9 +142,8 @@ pub fn reject(source: &ShardSource, record: &SourceRecord, reason: String) -> Re
 mod tests {
     use std::collections::HashSet;
     use std::future::Future;
-    use std::sync::Arc;
     use std::sync::Mutex;
-    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::sync::atomic::Ordering;
     use std::time::Duration;
 
     use aws_sdk_dynamodb::Client;
@@ -191,6 +190,26 @@ mod tests {
         )
     }
 
+    /// The fixture's first `n` lines.
+    fn first(n: usize) -> Vec<&'static str> {
+        FIXTURE.lines().take(n).collect()
+    }
+
+    /// `lines` as one batch through a processor over `client`, bounded.
+    async fn process(client: Client, lines: &[&str], deadline: Instant) -> BatchOutcome {
+        bounded(processor(client).process(&source(), &records(lines), deadline)).await
+    }
+
+    /// Processes the fixture's first `n` lines over `dynamodb` and checks
+    /// that every one was written, with `retries` write calls sent again.
+    async fn assert_all_written(dynamodb: &FakeDynamoDb, n: usize, retries: u32) {
+        let outcome = process(dynamodb.client(), &first(n), deadline()).await;
+        assert_eq!(
+            (outcome.written, outcome.first_failure, outcome.retries),
+            (n, None, retries)
+        );
+    }
+
     fn deadline() -> Instant {
         Instant::now() + Duration::from_secs(10)
     }
@@ -200,11 +219,6 @@ mod tests {
         tokio::time::timeout(Duration::from_secs(30), work)
             .await
             .expect("the test ran for more than 30 s")
-    }
-
-    /// A shared call counter for a handler to bump.
-    fn counter() -> Arc<AtomicUsize> {
-        Arc::new(AtomicUsize::new(0))
     }
 
     /// The `WriteRequest`s of a BatchWriteItem body for `table`.
@@ -244,9 +258,7 @@ mod tests {
         })
         .await;
         let lines: Vec<_> = FIXTURE.lines().collect();
-        let outcome =
-            bounded(processor(dynamodb.client()).process(&source(), &records(&lines), deadline()))
-                .await;
+        let outcome = process(dynamodb.client(), &lines, deadline()).await;
         assert_eq!(outcome.written, 1440);
         assert_eq!(outcome.first_failure, None);
         assert_eq!(dynamodb.calls(), 1440usize.div_ceil(25));
@@ -268,68 +280,41 @@ mod tests {
             }
         })
         .await;
-        let lines: Vec<_> = FIXTURE.lines().take(60).collect();
-        let outcome =
-            bounded(processor(dynamodb.client()).process(&source(), &records(&lines), deadline()))
-                .await;
-        assert_eq!(
-            (outcome.written, outcome.first_failure, outcome.retries),
-            (60, None, 3)
-        );
+        assert_all_written(&dynamodb, 60, 3).await;
     }
 
     #[tokio::test]
     async fn throttling_errors_and_server_errors_are_retried() {
         // The chunk of minute 00:00 is throttled, then meets a 500, then is
         // written; every other call succeeds.
-        let throttled = counter();
-        let dynamodb = FakeDynamoDb::start({
-            let throttled = throttled.clone();
-            move |body| {
-                if !holds_minute(&body, "00:00") {
-                    return ok();
-                }
-                match throttled.fetch_add(1, Ordering::SeqCst) {
-                    0 => {
-                        test_dynamodb::error("ProvisionedThroughputExceededException", "slow down")
-                    }
-                    1 => test_dynamodb::status(500),
-                    _ => ok(),
-                }
+        let (dynamodb, throttled) = FakeDynamoDb::start_counting(|body, throttled| {
+            if !holds_minute(&body, "00:00") {
+                return ok();
+            }
+            match throttled.fetch_add(1, Ordering::SeqCst) {
+                0 => test_dynamodb::error("ProvisionedThroughputExceededException", "slow down"),
+                1 => test_dynamodb::status(500),
+                _ => ok(),
             }
         })
         .await;
-        let lines: Vec<_> = FIXTURE.lines().take(50).collect();
-        let outcome =
-            bounded(processor(dynamodb.client()).process(&source(), &records(&lines), deadline()))
-                .await;
-        assert_eq!(
-            (outcome.written, outcome.first_failure, outcome.retries),
-            (50, None, 2)
-        );
+        assert_all_written(&dynamodb, 50, 2).await;
         assert_eq!(throttled.load(Ordering::SeqCst), 3);
     }
 
     #[tokio::test]
     async fn a_chunk_that_keeps_failing_is_where_the_batch_resumes() {
         // The second chunk (minutes 00:25..00:49) fails for good; the others succeed.
-        let missing = counter();
-        let dynamodb = FakeDynamoDb::start({
-            let missing = missing.clone();
-            move |body| {
-                if holds_minute(&body, "00:30") {
-                    missing.fetch_add(1, Ordering::SeqCst);
-                    test_dynamodb::error("ResourceNotFoundException", "no table")
-                } else {
-                    ok()
-                }
+        let (dynamodb, missing) = FakeDynamoDb::start_counting(|body, missing| {
+            if holds_minute(&body, "00:30") {
+                missing.fetch_add(1, Ordering::SeqCst);
+                test_dynamodb::error("ResourceNotFoundException", "no table")
+            } else {
+                ok()
             }
         })
         .await;
-        let lines: Vec<_> = FIXTURE.lines().take(75).collect();
-        let outcome =
-            bounded(processor(dynamodb.client()).process(&source(), &records(&lines), deadline()))
-                .await;
+        let outcome = process(dynamodb.client(), &first(75), deadline()).await;
         assert_eq!(outcome.first_failure, Some(25));
         assert_eq!(outcome.written, 50);
         assert_eq!(
@@ -353,9 +338,7 @@ mod tests {
         let corrected = first.replace("\"Distance\":1317", "\"Distance\":999");
         let second = FIXTURE.lines().nth(1).unwrap();
         let lines = [first, second, first, &corrected, second];
-        let outcome =
-            bounded(processor(dynamodb.client()).process(&source(), &records(&lines), deadline()))
-                .await;
+        let outcome = process(dynamodb.client(), &lines, deadline()).await;
         assert_eq!(
             (outcome.written, outcome.duplicates, outcome.first_failure),
             (2, 3, None)
@@ -365,24 +348,19 @@ mod tests {
 
     #[tokio::test]
     async fn bad_records_become_rejects_and_good_ones_are_written() {
-        let (items, rejects) = (counter(), counter());
-        let dynamodb = FakeDynamoDb::start({
-            let (items, rejects) = (items.clone(), rejects.clone());
-            move |body| {
-                if is_table(&body, "UnicornSensorData") {
-                    items.fetch_add(1, Ordering::SeqCst);
-                    return ok();
-                }
-                rejects.fetch_add(1, Ordering::SeqCst);
-                let reasons: Vec<_> = puts(&body, "UnicornSensorDataRejects")
-                    .iter()
-                    .map(|w| attribute(w, "Reason", "S").unwrap().to_owned())
-                    .collect();
-                assert_eq!(reasons.len(), 2);
-                assert!(reasons[0].starts_with("record is not JSON"), "{reasons:?}");
-                assert_eq!(reasons[1], "field Name is missing");
-                ok()
+        let (dynamodb, items) = FakeDynamoDb::start_counting(|body, items| {
+            if is_table(&body, "UnicornSensorData") {
+                items.fetch_add(1, Ordering::SeqCst);
+                return ok();
             }
+            let reasons: Vec<_> = puts(&body, "UnicornSensorDataRejects")
+                .iter()
+                .map(|w| attribute(w, "Reason", "S").unwrap().to_owned())
+                .collect();
+            assert_eq!(reasons.len(), 2);
+            assert!(reasons[0].starts_with("record is not JSON"), "{reasons:?}");
+            assert_eq!(reasons[1], "field Name is missing");
+            ok()
         })
         .await;
         let good = FIXTURE.lines().next().unwrap();
@@ -391,39 +369,33 @@ mod tests {
             good,
             r#"{"StatusTime":"2016-02-12 00:00:00.000"}"#,
         ];
-        let outcome =
-            bounded(processor(dynamodb.client()).process(&source(), &records(&lines), deadline()))
-                .await;
+        let outcome = process(dynamodb.client(), &lines, deadline()).await;
         assert_eq!(
             (outcome.written, outcome.rejected, outcome.first_failure),
             (1, 2, None)
         );
+        let items = items.load(Ordering::SeqCst);
         assert_eq!(
-            (items.load(Ordering::SeqCst), rejects.load(Ordering::SeqCst)),
-            (1, 1)
+            (items, dynamodb.calls() - items),
+            (1, 1),
+            "one call to the table, one to the rejects"
         );
     }
 
     #[tokio::test]
     async fn a_reject_that_cannot_be_stored_is_a_failure() {
-        let rejects = counter();
-        let dynamodb = FakeDynamoDb::start({
-            let rejects = rejects.clone();
-            move |body| {
-                if is_table(&body, "UnicornSensorData") {
-                    ok()
-                } else {
-                    rejects.fetch_add(1, Ordering::SeqCst);
-                    test_dynamodb::status(503)
-                }
+        let (dynamodb, rejects) = FakeDynamoDb::start_counting(|body, rejects| {
+            if is_table(&body, "UnicornSensorData") {
+                ok()
+            } else {
+                rejects.fetch_add(1, Ordering::SeqCst);
+                test_dynamodb::status(503)
             }
         })
         .await;
         let good = FIXTURE.lines().next().unwrap();
         let lines = [good, "not json", good];
-        let outcome =
-            bounded(processor(dynamodb.client()).process(&source(), &records(&lines), deadline()))
-                .await;
+        let outcome = process(dynamodb.client(), &lines, deadline()).await;
         assert_eq!(outcome.first_failure, Some(1));
         assert_eq!(
             rejects.load(Ordering::SeqCst),
@@ -434,16 +406,9 @@ mod tests {
 
     #[tokio::test]
     async fn a_table_that_never_answers_times_out_and_loses_nothing() {
-        // A listener that accepts connections and never responds.
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let endpoint = format!("http://{}", listener.local_addr().unwrap());
-        let hold = tokio::spawn(async move {
-            let mut held = Vec::new();
-            while let Ok((socket, _)) = listener.accept().await {
-                held.push(socket);
-            }
-        });
-        let config = test_dynamodb::config(&endpoint)
+        let dynamodb = FakeDynamoDb::never_answering().await;
+        let config = dynamodb
+            .config()
             .timeout_config(
                 aws_sdk_dynamodb::config::timeout::TimeoutConfig::builder()
                     .operation_attempt_timeout(Duration::from_millis(50))
@@ -451,13 +416,11 @@ mod tests {
             )
             .build();
         let client = Client::from_conf(config);
-        let lines: Vec<_> = FIXTURE.lines().take(30).collect();
+        let lines = first(30);
         let deadline = Instant::now() + Duration::from_secs(2);
-        let outcome =
-            bounded(processor(client).process(&source(), &records(&lines), deadline)).await;
+        let outcome = process(client, &lines, deadline).await;
         assert_eq!((outcome.written, outcome.first_failure), (0, Some(0)));
         assert!(outcome.retries >= 2, "timeouts are transient: {outcome:?}");
         assert!(outcome.error.unwrap().contains("timeout"));
-        hold.abort();
     }
 }

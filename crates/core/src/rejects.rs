@@ -10,8 +10,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, SecondsFormat, Utc};
 use tokio::time::Instant;
 
-use crate::item::Item;
 use crate::input::{ShardSource, SourceRecord};
+use crate::item::Item;
 use crate::names::{PipelineName, REJECTS_TABLE_KEY};
 use crate::writer::{TableWriter, WriteReport};
 

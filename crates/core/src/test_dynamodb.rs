@@ -35,13 +35,18 @@ pub(crate) type Answer = (u16, Value);
 /// The test's account of what DynamoDB answers to a request body.
 type Handler = dyn Fn(Value) -> Answer + Send + Sync;
 
-/// What the fake does with a connection after an answer.
+/// What the fake does with a connection once it has read a request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Connections {
-    /// Keeps it open for the client's next request (HTTP/1.1 keep-alive).
+    /// Answers, and keeps it open for the client's next request (HTTP/1.1
+    /// keep-alive).
     KeepAlive,
-    /// Says `connection: close` and closes it: one request per connection.
+    /// Answers saying `connection: close` and closes it: one request per
+    /// connection.
     CloseAfterEachAnswer,
+    /// Never answers, and holds it until the client gives up: a table that
+    /// hangs.
+    NeverAnswer,
 }
 
 /// A running fake endpoint; it stops when dropped.
@@ -65,6 +70,22 @@ impl FakeDynamoDb {
     /// keeping connections alive.
     pub(crate) async fn start(handler: impl Fn(Value) -> Answer + Send + Sync + 'static) -> Self {
         Self::start_with(Connections::KeepAlive, handler).await
+    }
+
+    /// Like [`FakeDynamoDb::start`], with a counter that `handler` bumps as
+    /// it likes (the calls of one kind, say) and the test reads afterwards.
+    pub(crate) async fn start_counting(
+        handler: impl Fn(Value, &AtomicUsize) -> Answer + Send + Sync + 'static,
+    ) -> (Self, Arc<AtomicUsize>) {
+        let count = Arc::new(AtomicUsize::new(0));
+        let counted = count.clone();
+        let fake = Self::start(move |body| handler(body, &counted)).await;
+        (fake, count)
+    }
+
+    /// Starts an endpoint that reads every request and answers none.
+    pub(crate) async fn never_answering() -> Self {
+        Self::start_with(Connections::NeverAnswer, |_| ok()).await
     }
 
     /// Starts an endpoint answering every BatchWriteItem with `handler`.
@@ -110,7 +131,12 @@ impl FakeDynamoDb {
     /// A client of this endpoint whose SDK does not retry: every attempt the
     /// code under test makes reaches the handler once.
     pub(crate) fn client(&self) -> Client {
-        Client::from_conf(config(&self.url).build())
+        Client::from_conf(self.config().build())
+    }
+
+    /// The configuration of [`FakeDynamoDb::client`], for a test to change.
+    pub(crate) fn config(&self) -> aws_sdk_dynamodb::config::Builder {
+        config(&self.url)
     }
 
     /// Requests received so far.
@@ -191,6 +217,9 @@ async fn serve(mut socket: TcpStream, shared: Shared) {
     let mut buffer = Vec::new();
     while let Some(request) = read_request(&mut socket, &mut buffer).await {
         shared.calls.fetch_add(1, Ordering::SeqCst);
+        if shared.mode == Connections::NeverAnswer {
+            continue;
+        }
         let (status, body) = answer(&shared, &request);
         let close = request.close || shared.mode == Connections::CloseAfterEachAnswer;
         let body = match body {
@@ -309,6 +338,11 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 mod tests {
     use std::time::Duration;
 
+    use aws_sdk_dynamodb::config::http::HttpResponse;
+    use aws_sdk_dynamodb::error::SdkError;
+    use aws_sdk_dynamodb::operation::batch_write_item::{
+        BatchWriteItemError, BatchWriteItemOutput,
+    };
     use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
 
     use super::*;
@@ -329,13 +363,24 @@ mod tests {
         .await;
         let client = dynamodb.client();
         for n in 0..3 {
-            let call = client.batch_write_item().request_items("T", vec![put(n)]);
-            tokio::time::timeout(Duration::from_secs(10), call.send())
-                .await
-                .expect("the fake answers in time")
-                .expect("the fake answers ok");
+            write(&client, n).await.expect("the fake answers ok");
         }
         dynamodb
+    }
+
+    /// One BatchWriteItem of `put(n)` to table `T` by `client`, answered
+    /// within 10 s.
+    async fn write(
+        client: &Client,
+        n: u32,
+    ) -> Result<BatchWriteItemOutput, SdkError<BatchWriteItemError, HttpResponse>> {
+        let call = client
+            .batch_write_item()
+            .request_items("T", vec![put(n)])
+            .send();
+        tokio::time::timeout(Duration::from_secs(10), call)
+            .await
+            .expect("the fake answers in time")
     }
 
     #[tokio::test]
@@ -355,15 +400,7 @@ mod tests {
         let dynamodb =
             FakeDynamoDb::start(|_| error("ProvisionedThroughputExceededException", "slow down"))
                 .await;
-        let call = dynamodb
-            .client()
-            .batch_write_item()
-            .request_items("T", vec![put(1)])
-            .send();
-        let e = tokio::time::timeout(Duration::from_secs(10), call)
-            .await
-            .expect("the fake answers in time")
-            .expect_err("an error");
+        let e = write(&dynamodb.client(), 1).await.expect_err("an error");
         assert!(
             e.as_service_error()
                 .is_some_and(|e| e.is_provisioned_throughput_exceeded_exception()),
@@ -376,14 +413,8 @@ mod tests {
     #[should_panic(expected = "could not answer as the test meant")]
     async fn a_panicking_handler_fails_the_test_even_if_the_caller_copes() {
         let dynamodb = FakeDynamoDb::start(|_| panic!("a failed assertion")).await;
-        let call = dynamodb
-            .client()
-            .batch_write_item()
-            .request_items("T", vec![put(1)])
-            .send();
-        let e = tokio::time::timeout(Duration::from_secs(10), call)
+        let e = write(&dynamodb.client(), 1)
             .await
-            .expect("the fake answers in time")
             .expect_err("a permanent error");
         assert!(
             format!("{}", aws_sdk_dynamodb::error::DisplayErrorContext(&e))

@@ -8,6 +8,7 @@
 use std::fmt;
 
 use chrono::{DateTime, NaiveDate, NaiveDateTime, Utc};
+use serde::{Serialize, Serializer};
 
 /// Milliseconds in one minute: the width of an aggregation window.
 pub const MINUTE_MS: i64 = 60_000;
@@ -125,6 +126,14 @@ impl fmt::Display for StatusTime {
     /// Writes the workshop format, `YYYY-MM-DD HH:MM:SS.mmm`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{}", self.to_datetime().format("%Y-%m-%d %H:%M:%S%.3f"))
+    }
+}
+
+/// Serialises as it displays, in the workshop format: the `StatusTime` of a
+/// reading's or an aggregate's JSON.
+impl Serialize for StatusTime {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
     }
 }
 

@@ -561,7 +561,6 @@ impl MinuteWindow {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
 
     const DAY: i64 = 1_455_235_200_000; // 2016-02-12 00:00:00
 
@@ -576,6 +575,11 @@ mod tests {
             magic_points: magic,
             health_points: health,
         }
+    }
+
+    /// A reading of `name` at `ms` whose figures do not matter.
+    fn plain(name: &str, ms: i64) -> Reading {
+        reading(name, ms, 1, 1, 1)
     }
 
     fn rules(lateness_s: u64) -> WindowRules {
@@ -641,7 +645,7 @@ mod tests {
         let mut w = MinuteWindow::new(rules(0));
         let r = reading("Shadowfax", 1_500, 100, 150, 150);
         assert_eq!(w.push(&r, 0), Push::Accepted);
-        w.push(&reading("Shadowfax", 61_000, 1, 1, 1), 0);
+        w.push(&plain("Shadowfax", 61_000), 0);
         assert_eq!(emit(&mut w, 0).len(), 1);
         assert_eq!(w.push(&r, 0), Push::Duplicate);
         assert!(emit(&mut w, 0).is_empty());
@@ -651,22 +655,19 @@ mod tests {
     #[test]
     fn other_unicorns_clocks_close_nothing() {
         let mut w = MinuteWindow::new(rules(0));
-        w.push(&reading("Shadowfax", 1_000, 1, 1, 1), 0);
-        w.push(&reading("Rocinante", 3_600_000, 1, 1, 1), 0);
+        w.push(&plain("Shadowfax", 1_000), 0);
+        w.push(&plain("Rocinante", 3_600_000), 0);
         assert!(
             emit(&mut w, 1_000).is_empty(),
             "another unicorn's clock closes nothing"
         );
-        assert_eq!(
-            w.push(&reading("Shadowfax", 2_000, 1, 1, 1), 1_000),
-            Push::Accepted
-        );
+        assert_eq!(w.push(&plain("Shadowfax", 2_000), 1_000), Push::Accepted);
     }
 
     #[test]
     fn a_silent_minute_is_due_after_the_idle_time_of_wall_clock() {
         let mut w = MinuteWindow::new(rules(10));
-        w.push(&reading("Shadowfax", 1_000, 1, 1, 1), 5_000);
+        w.push(&plain("Shadowfax", 1_000), 5_000);
         assert!(emit(&mut w, 34_999).is_empty());
         assert_eq!(emit(&mut w, 35_000).len(), 1);
     }
@@ -674,25 +675,22 @@ mod tests {
     #[test]
     fn a_reading_beyond_the_horizon_is_refused_with_the_newest_time() {
         let mut w = MinuteWindow::new(rules(10));
-        w.push(&reading("Shadowfax", 3_700_000, 1, 1, 1), 0);
-        let push = w.push(&reading("Shadowfax", 99_999, 1, 1, 1), 0);
+        w.push(&plain("Shadowfax", 3_700_000), 0);
+        let push = w.push(&plain("Shadowfax", 99_999), 0);
         assert_eq!(
             push,
             Push::BeyondHorizon {
                 newest: StatusTime::from_epoch_millis(DAY + 3_700_000).unwrap()
             }
         );
-        assert_eq!(
-            w.push(&reading("Shadowfax", 100_000, 1, 1, 1), 0),
-            Push::Accepted
-        );
+        assert_eq!(w.push(&plain("Shadowfax", 100_000), 0), Push::Accepted);
     }
 
     #[test]
     fn stored_minutes_beyond_the_horizon_are_forgotten_not_the_newest() {
         let mut w = MinuteWindow::new(rules(0));
-        w.push(&reading("Shadowfax", 0, 1, 1, 1), 0);
-        w.push(&reading("Shadowfax", 3_700_000, 1, 1, 1), 0);
+        w.push(&plain("Shadowfax", 0), 0);
+        w.push(&plain("Shadowfax", 3_700_000), 0);
         emit(&mut w, 0);
         let dirty: Vec<_> = w.dirty().into_iter().map(|d| (d, 1)).collect();
         assert_eq!(dirty.len(), 2);
@@ -759,8 +757,8 @@ mod tests {
     #[test]
     fn quiet_clean_unicorns_are_evicted_busy_ones_kept() {
         let mut w = MinuteWindow::new(rules(0));
-        w.push(&reading("Shadowfax", 0, 1, 1, 1), 0);
-        w.push(&reading("Rocinante", 0, 1, 1, 1), 100_000);
+        w.push(&plain("Shadowfax", 0), 0);
+        w.push(&plain("Rocinante", 0), 100_000);
         let due = w.due_all();
         w.emitted(due.iter().map(|d| (&d.name, d.minute_ms)));
         assert_eq!(w.evict_quiet(50_000), 0, "dirty minutes are never evicted");
@@ -768,96 +766,5 @@ mod tests {
         w.stored(&dirty);
         assert_eq!(w.evict_quiet(50_000), 1);
         assert!(w.knows(&UnicornName::new("Rocinante").unwrap()));
-    }
-
-    /// A few unicorns, each sending one reading per second with jittered
-    /// milliseconds, over a few minutes; some in the same second twice.
-    fn fleet() -> impl Strategy<Value = Vec<Reading>> {
-        prop::collection::vec(
-            (
-                0usize..3,
-                0i64..240,
-                0i64..1000,
-                0i16..300,
-                0i16..300,
-                0i16..300,
-            ),
-            1..300,
-        )
-        .prop_map(|rows| {
-            let names = ["Shadowfax", "Rocinante", "Bucephalus"];
-            // One reading per unicorn and millisecond: a duplicate is the
-            // same reading delivered again, which the replays add.
-            let mut seen = std::collections::HashSet::new();
-            rows.into_iter()
-                .filter(|&(u, s, ms, ..)| seen.insert((u, s * 1000 + ms)))
-                .map(|(u, s, ms, d, m, h)| reading(names[u], s * 1000 + ms, d, m, h))
-                .collect()
-        })
-    }
-
-    /// The aggregates of `readings` by plain arithmetic: per unicorn and
-    /// minute, each (unicorn, millisecond) counted once, first one wins.
-    fn expected(readings: &[Reading]) -> BTreeMap<(i64, String), (i64, i16, i16, i16, i16)> {
-        let mut first = BTreeMap::new();
-        for r in readings {
-            first
-                .entry((r.name.to_string(), r.status_time.epoch_millis()))
-                .or_insert(r);
-        }
-        let mut out: BTreeMap<(i64, String), (i64, i16, i16, i16, i16)> = BTreeMap::new();
-        for ((name, ms), r) in first {
-            let e = out.entry((ms - ms.rem_euclid(60_000), name)).or_insert((
-                0,
-                i16::MAX,
-                i16::MIN,
-                i16::MAX,
-                i16::MIN,
-            ));
-            e.0 += i64::from(r.distance);
-            e.1 = e.1.min(r.magic_points);
-            e.2 = e.2.max(r.magic_points);
-            e.3 = e.3.min(r.health_points);
-            e.4 = e.4.max(r.health_points);
-        }
-        out
-    }
-
-    proptest! {
-        /// Whatever the order, the last emission of every minute is exact.
-        #[test]
-        fn any_order_gives_the_exact_last_emission(
-            readings in fleet(),
-            order in prop::collection::vec(any::<u32>(), 300),
-            due_every in 1usize..40,
-        ) {
-            let mut shuffled: Vec<_> = readings.iter().cloned().zip(order).collect();
-            shuffled.sort_by_key(|(_, k)| *k);
-            let mut w = MinuteWindow::new(rules(10));
-            let mut table = BTreeMap::new();
-            for (i, (r, _)) in shuffled.iter().enumerate() {
-                w.push(r, i as i64);
-                if i % due_every == 0 {
-                    for a in emit(&mut w, i as i64) {
-                        table.insert((a.status_time.epoch_millis(), a.name.to_string()), a);
-                    }
-                }
-            }
-            let due = w.due_all();
-            w.emitted(due.iter().map(|d| (&d.name, d.minute_ms)));
-            for d in due {
-                let a = d.aggregate.unwrap();
-                table.insert((a.status_time.epoch_millis(), a.name.to_string()), a);
-            }
-            let got: BTreeMap<_, _> = table
-                .into_iter()
-                .map(|(k, a)| {
-                    let f = (i64::from(a.distance), a.min_magic_points, a.max_magic_points,
-                        a.min_health_points, a.max_health_points);
-                    (k, f)
-                })
-                .collect();
-            prop_assert_eq!(got, expected(&readings));
-        }
     }
 }

@@ -9,7 +9,11 @@
 //! checkpoint, store the changed minutes, then move the checkpoint), over
 //! an in-memory model of the minute store with the same conditional
 //! versions and the same horizon on load. The expected table is plain
-//! arithmetic over the readings.
+//! arithmetic over the readings: the fleets' oracle in the testkit, which
+//! shares no code with the aggregation.
+//!
+//! The window alone meets the same promise first: one consumer, neither
+//! crashing nor storing, whatever the order and however often it emits.
 
 #![allow(clippy::unwrap_used)]
 
@@ -18,14 +22,14 @@ use std::time::Duration;
 
 use proptest::prelude::*;
 use wildrydes_core::time::MINUTE_MS;
-use wildrydes_core::window::{MinuteState, MinuteWindow, WindowRules};
+use wildrydes_core::window::{DueMinute, MinuteState, MinuteWindow, WindowRules};
 use wildrydes_core::{Aggregate, Reading, StatusTime, UnicornName};
+use wildrydes_testkit::fleet::expected;
 
 const DAY: i64 = 1_455_235_200_000; // 2016-02-12 00:00:00
 const NAMES: [&str; 4] = ["Shadowfax", "Rocinante", "Bucephalus", "Pegasus"];
 
 type Key = (i64, String);
-type Figures = (i16, i16, i16, i16, i16);
 
 /// The minute store, in memory: one entry per unicorn and minute, written
 /// only under the version it was read at.
@@ -118,17 +122,13 @@ impl Consumer {
             self.window.push(r, now);
         }
         let due = self.window.due(now);
-        table.put(&due);
-        self.window
-            .emitted(due.iter().map(|d| (&d.name, d.minute_ms)));
+        table.emit(&mut self.window, &due);
     }
 
     /// The end of the input (or a shard fallen silent): everything out.
     fn drain(&mut self, table: &mut Table) {
         let due = self.window.due_all();
-        table.put(&due);
-        self.window
-            .emitted(due.iter().map(|d| (&d.name, d.minute_ms)));
+        table.emit(&mut self.window, &due);
     }
 }
 
@@ -138,57 +138,42 @@ impl Consumer {
 struct Table(BTreeMap<Key, Aggregate>);
 
 impl Table {
-    fn put(&mut self, due: &[wildrydes_core::window::DueMinute]) {
+    /// Puts `due` on the output (the last aggregate of a key wins), then
+    /// marks it emitted in `window`: the order `Aggregator` follows.
+    fn emit(&mut self, window: &mut MinuteWindow, due: &[DueMinute]) {
         for d in due {
             let a = d.aggregate.clone().unwrap();
             self.0.insert((d.minute_ms, d.name.to_string()), a);
         }
-    }
-
-    fn figures(&self) -> BTreeMap<Key, Figures> {
-        self.0
-            .iter()
-            .map(|(k, a)| {
-                let f = (
-                    a.distance,
-                    a.min_magic_points,
-                    a.max_magic_points,
-                    a.min_health_points,
-                    a.max_health_points,
-                );
-                (k.clone(), f)
-            })
-            .collect()
+        window.emitted(due.iter().map(|d| (&d.name, d.minute_ms)));
     }
 }
 
-/// The table by plain arithmetic: per unicorn and minute, every reading
-/// once.
-fn expected(readings: &[Reading]) -> BTreeMap<Key, Figures> {
-    let mut out: BTreeMap<Key, (i64, i16, i16, i16, i16)> = BTreeMap::new();
-    for r in readings {
-        let ms = r.status_time.epoch_millis();
-        let e = out
-            .entry((ms - ms.rem_euclid(MINUTE_MS), r.name.to_string()))
-            .or_insert((0, i16::MAX, i16::MIN, i16::MAX, i16::MIN));
-        e.0 += i64::from(r.distance);
-        e.1 = e.1.min(r.magic_points);
-        e.2 = e.2.max(r.magic_points);
-        e.3 = e.3.min(r.health_points);
-        e.4 = e.4.max(r.health_points);
+/// The rules of every consumer here: the aggregator's defaults, spelled out.
+fn rules() -> WindowRules {
+    WindowRules {
+        allowed_lateness: Duration::from_secs(10),
+        horizon: Duration::from_secs(3600),
+        idle_after: Duration::from_secs(30),
     }
-    out.into_iter()
-        .map(|(k, (d, a, b, c, e))| (k, (i16::try_from(d).unwrap(), a, b, c, e)))
-        .collect()
 }
 
-/// Distinct readings of a small fleet over twenty minutes of event time;
-/// one unicorn is a late device whose readings are 15 minutes older.
-fn readings() -> impl Strategy<Value = Vec<Reading>> {
+/// `readings` in the order of the keys `order` gives them: any interleaving.
+fn shuffled(readings: &[Reading], order: Vec<u32>) -> Vec<Reading> {
+    let mut keyed: Vec<_> = readings.iter().cloned().zip(order).collect();
+    keyed.sort_by_key(|(_, k)| *k);
+    keyed.into_iter().map(|(r, _)| r).collect()
+}
+
+/// Distinct readings (one per unicorn and millisecond) of the first
+/// `unicorns` of [`NAMES`], taken at one of `steps` steps of `step_ms` of
+/// event time, plus jittered milliseconds; the fourth unicorn, if drawn, is
+/// a late device whose readings are 15 minutes older than the others'.
+fn readings(unicorns: usize, steps: i64, step_ms: i64) -> impl Strategy<Value = Vec<Reading>> {
     prop::collection::vec(
         (
-            0usize..4,
-            0i64..600,
+            0..unicorns,
+            0..steps,
             0i64..1000,
             0i16..200,
             0i16..300,
@@ -196,15 +181,16 @@ fn readings() -> impl Strategy<Value = Vec<Reading>> {
         ),
         1..250,
     )
-    .prop_map(|rows| {
+    .prop_map(move |rows| {
         let mut seen = std::collections::HashSet::new();
         rows.into_iter()
-            .filter(|&(u, s, ms, ..)| seen.insert((u, s * 1000 + ms)))
+            .filter(|&(u, s, ms, ..)| seen.insert((u, s * step_ms + ms)))
             .map(|(u, s, ms, d, m, h)| {
                 let late = if u == 3 { 0 } else { 15 * MINUTE_MS };
                 Reading {
                     name: UnicornName::new(NAMES[u]).unwrap(),
-                    status_time: StatusTime::from_epoch_millis(DAY + late + s * 2000 + ms).unwrap(),
+                    status_time: StatusTime::from_epoch_millis(DAY + late + s * step_ms + ms)
+                        .unwrap(),
                     latitude: 40.749167,
                     longitude: -73.985184,
                     distance: d,
@@ -241,23 +227,44 @@ fn after() -> impl Strategy<Value = After> {
 }
 
 proptest! {
+    /// One consumer, emitting every `due_every` readings, never crashing nor
+    /// storing: whatever the order, the last emission of every minute is
+    /// exact. Three unicorns, a reading a second for four minutes: dense
+    /// minutes.
+    #[test]
+    fn any_order_gives_the_exact_last_emission(
+        readings in readings(3, 240, 1000),
+        order in prop::collection::vec(any::<u32>(), 250),
+        due_every in 1usize..40,
+    ) {
+        let mut window = MinuteWindow::new(rules());
+        let mut table = Table::default();
+        for (i, r) in shuffled(&readings, order).iter().enumerate() {
+            let now = i64::try_from(i).unwrap();
+            window.push(r, now);
+            if i % due_every == 0 {
+                let due = window.due(now);
+                table.emit(&mut window, &due);
+            }
+        }
+        let due = window.due_all();
+        table.emit(&mut window, &due);
+        prop_assert_eq!(table.0, expected(&readings));
+    }
+}
+
+proptest! {
     #![proptest_config(ProptestConfig::with_cases(200))]
 
+    /// A small fleet over twenty minutes, one of them a late device.
     #[test]
     fn any_order_batches_duplicates_and_crashes_give_the_exact_table(
-        readings in readings(),
+        readings in readings(4, 600, 2000),
         order in prop::collection::vec(any::<u32>(), 250),
         cuts in prop::collection::vec((1usize..40, after(), any::<bool>()), 1..60),
     ) {
-        let rules = WindowRules {
-            allowed_lateness: Duration::from_secs(10),
-            horizon: Duration::from_secs(3600),
-            idle_after: Duration::from_secs(30),
-        };
-        // Any interleaving.
-        let mut delivered: Vec<_> = readings.iter().cloned().zip(order).collect();
-        delivered.sort_by_key(|(_, k)| *k);
-        let delivered: Vec<Reading> = delivered.into_iter().map(|(r, _)| r).collect();
+        let rules = rules();
+        let delivered = shuffled(&readings, order);
         // Cut into batches; each may be delivered twice (at least once).
         let mut batches = Vec::new();
         let mut at = 0;
@@ -306,6 +313,6 @@ proptest! {
         }
         consumer.drain(&mut table);
         store.save(&mut consumer.window);
-        prop_assert_eq!(table.figures(), expected(&readings));
+        prop_assert_eq!(table.0, expected(&readings));
     }
 }
