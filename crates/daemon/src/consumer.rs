@@ -239,41 +239,26 @@ impl ShardConsumer {
             let records: Vec<SourceRecord> =
                 output.records().iter().map(SourceRecord::from).collect();
             let next = output.next_shard_iterator;
-            if records.is_empty() && next.is_some() {
-                let all = idle_since.elapsed() >= self.config.idle_flush_after;
+            // No records on a shard still open: the pipeline emits what fell
+            // silent (with `flush_all`, everything: the shard fell silent).
+            let idle = records.is_empty() && next.is_some();
+            let flush_all = idle && idle_since.elapsed() >= self.config.idle_flush_after;
+            let mut flushed = false;
+            let mut handled_all = true;
+            if idle {
                 let deadline = Instant::now() + self.config.batch_timeout;
-                let flushed = self
+                let flush = self
                     .pipeline
-                    .flush_idle(&mut state, &self.source, all, deadline)
+                    .flush_idle(&mut state, &self.source, flush_all, deadline)
                     .await;
-                if let Some(handled) = &flushed {
+                if let Some(handled) = &flush {
                     self.count(handled, 0);
                     if let Some(error) = &handled.error {
                         tracing::warn!(shard, error, "idle flush failed; will try again");
                     }
                 }
-                let due = committed_at.elapsed() >= self.config.checkpoint_interval;
-                if (flushed.is_some() || uncommitted.is_some()) && due {
-                    let to = uncommitted.take().unwrap_or_else(|| committed.clone());
-                    let progress = (&mut committed, &mut committed_at);
-                    match self.commit(&counter, &mut state, to, Some(progress)).await {
-                        Ok(()) => {}
-                        Err(Commit::Lost) => return Ended::Lost,
-                        Err(Commit::Replay) => {
-                            failures += 1;
-                            continue;
-                        }
-                    }
-                }
-                if all {
-                    idle_since = Instant::now();
-                }
-                iterator = next;
-                pause(&stop, self.config.idle_poll_interval).await;
-                continue;
-            }
-            let mut handled_all = true;
-            if !records.is_empty() {
+                flushed = flush.is_some();
+            } else if !records.is_empty() {
                 idle_since = Instant::now();
                 let started = Instant::now();
                 let handled = self
@@ -344,8 +329,14 @@ impl ShardConsumer {
                     }
                 }
             }
-            let interval_passed = committed_at.elapsed() >= self.config.checkpoint_interval;
-            if let Some(to) = uncommitted.take_if(|_| interval_passed || !handled_all) {
+            // Saved and checkpointed at most every `checkpoint_interval`,
+            // and before a failed batch is read again; after a flush, even
+            // with no record handled since the last checkpoint.
+            let due = committed_at.elapsed() >= self.config.checkpoint_interval || !handled_all;
+            let to = uncommitted
+                .take_if(|_| due)
+                .or_else(|| (flushed && due).then(|| committed.clone()));
+            if let Some(to) = to {
                 let progress = (&mut committed, &mut committed_at);
                 match self.commit(&counter, &mut state, to, Some(progress)).await {
                     Ok(()) => {}
@@ -360,7 +351,13 @@ impl ShardConsumer {
                 failures += 1;
                 continue;
             }
+            if flush_all {
+                idle_since = Instant::now();
+            }
             iterator = next;
+            if idle {
+                pause(&stop, self.config.idle_poll_interval).await;
+            }
         }
     }
 

@@ -13,10 +13,11 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::DisplayErrorContext;
+use aws_sdk_dynamodb::error::{BuildError, DisplayErrorContext};
+use aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder;
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, AttributeValue, BillingMode, KeySchemaElement, KeyType,
-    ScalarAttributeType,
+    ScalarAttributeType, TableStatus,
 };
 
 /// A checkpoint: where a shard's processing resumes.
@@ -117,43 +118,32 @@ impl LeaseTable {
         &self.table
     }
 
+    /// `action` failed on the table with the SDK's error `e`.
     fn error(&self, action: &'static str, e: impl std::error::Error) -> LeaseError {
+        self.table_error(action, DisplayErrorContext(e).to_string())
+    }
+
+    /// `action` failed on the table, for the reason `message`.
+    fn table_error(&self, action: &'static str, message: impl Into<String>) -> LeaseError {
         LeaseError::Table {
             table: self.table.clone(),
             action,
-            message: DisplayErrorContext(e).to_string(),
+            message: message.into(),
         }
     }
 
     /// Creates the table (on-demand, hash key `leaseKey`) unless it exists,
     /// and waits until it is active.
     pub async fn ensure(&self) -> Result<(), LeaseError> {
-        let described = self
-            .client
-            .describe_table()
-            .table_name(&self.table)
-            .send()
-            .await;
-        if described.is_err() {
+        if self.status().await.is_none() {
+            let (key, schema) = key().map_err(|e| self.error("describe the key", e))?;
             let created = self
                 .client
                 .create_table()
                 .table_name(&self.table)
                 .billing_mode(BillingMode::PayPerRequest)
-                .attribute_definitions(
-                    AttributeDefinition::builder()
-                        .attribute_name(KEY)
-                        .attribute_type(ScalarAttributeType::S)
-                        .build()
-                        .map_err(|e| self.error("describe the key", e))?,
-                )
-                .key_schema(
-                    KeySchemaElement::builder()
-                        .attribute_name(KEY)
-                        .key_type(KeyType::Hash)
-                        .build()
-                        .map_err(|e| self.error("describe the key", e))?,
-                )
+                .attribute_definitions(key)
+                .key_schema(schema)
                 .send()
                 .await;
             if let Err(e) = created
@@ -165,29 +155,30 @@ impl LeaseTable {
             }
         }
         for _ in 0..600 {
-            let status = self
-                .client
-                .describe_table()
-                .table_name(&self.table)
-                .send()
-                .await
-                .ok()
-                .and_then(|d| d.table.and_then(|t| t.table_status));
-            if status == Some(aws_sdk_dynamodb::types::TableStatus::Active) {
+            if self.status().await == Some(TableStatus::Active) {
                 return Ok(());
             }
             tokio::time::sleep(std::time::Duration::from_millis(100)).await;
         }
-        Err(LeaseError::Table {
-            table: self.table.clone(),
-            action: "wait for the table",
-            message: "it did not become ACTIVE within 60 s".into(),
-        })
+        Err(self.table_error("wait for the table", "it did not become ACTIVE within 60 s"))
+    }
+
+    /// The table's status, from DescribeTable; `None` if it cannot be
+    /// described (it does not exist, or DynamoDB did not answer).
+    async fn status(&self) -> Option<TableStatus> {
+        self.client
+            .describe_table()
+            .table_name(&self.table)
+            .send()
+            .await
+            .ok()?
+            .table?
+            .table_status
     }
 
     /// Every lease, all pages.
     pub async fn list(&self) -> Result<Vec<Lease>, LeaseError> {
-        let items: Vec<HashMap<String, AttributeValue>> = self
+        let items = self
             .client
             .scan()
             .table_name(&self.table)
@@ -195,7 +186,7 @@ impl LeaseTable {
             .into_paginator()
             .items()
             .send()
-            .collect::<Result<_, _>>()
+            .try_collect()
             .await
             .map_err(|e| self.error("scan", e))?;
         Ok(items.iter().filter_map(lease_of).collect())
@@ -238,26 +229,16 @@ impl LeaseTable {
     pub async fn take(&self, lease: &Lease, worker: &str) -> Result<Lease, LeaseError> {
         let switched = lease.owner.as_deref() != Some(worker);
         let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(KEY, s(&lease.shard_id))
+            .change(&lease.shard_id, worker, lease.counter)
             .update_expression("SET leaseOwner = :me, leaseCounter = :next, ownerSwitchesSinceCheckpoint = ownerSwitchesSinceCheckpoint + :switched")
             .condition_expression("leaseCounter = :seen")
-            .expression_attribute_values(":me", s(worker))
-            .expression_attribute_values(":next", n(lease.counter + 1))
-            .expression_attribute_values(":seen", n(lease.counter))
             .expression_attribute_values(":switched", n(i64::from(switched)))
             .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
         let out = self.conditional(update.send().await, lease, "take a lease")?;
         out.attributes
             .as_ref()
             .and_then(lease_of)
-            .ok_or_else(|| LeaseError::Table {
-                table: self.table.clone(),
-                action: "take a lease",
-                message: "the table returned no lease".into(),
-            })
+            .ok_or_else(|| self.table_error("take a lease", "the table returned no lease"))
     }
 
     /// Renews a held lease: proves the worker is alive. Returns the new counter.
@@ -267,18 +248,10 @@ impl LeaseTable {
         worker: &str,
         counter: i64,
     ) -> Result<i64, LeaseError> {
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(KEY, s(shard_id))
-            .update_expression("SET leaseCounter = :next")
-            .condition_expression("leaseCounter = :seen AND leaseOwner = :me")
-            .expression_attribute_values(":me", s(worker))
-            .expression_attribute_values(":next", n(counter + 1))
-            .expression_attribute_values(":seen", n(counter));
-        self.conditional_shard(update.send().await, shard_id, counter, "renew a lease")?;
-        Ok(counter + 1)
+        self.change_held(shard_id, worker, counter, "renew a lease", |update| {
+            update.update_expression("SET leaseCounter = :next")
+        })
+        .await
     }
 
     /// Moves the checkpoint of a held lease. Returns the new counter.
@@ -289,22 +262,15 @@ impl LeaseTable {
         counter: i64,
         checkpoint: &Checkpoint,
     ) -> Result<i64, LeaseError> {
-        let update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .key(KEY, s(shard_id))
-            .condition_expression("leaseCounter = :seen AND leaseOwner = :me")
-            .expression_attribute_values(":me", s(worker))
-            .expression_attribute_values(":next", n(counter + 1))
-            .expression_attribute_values(":seen", n(counter))
-            .expression_attribute_values(":cp", s(checkpoint.as_str()))
-            .expression_attribute_values(":zero", n(0))
-            .update_expression(
-                "SET leaseCounter = :next, checkpoint = :cp, ownerSwitchesSinceCheckpoint = :zero",
-            );
-        self.conditional_shard(update.send().await, shard_id, counter, "checkpoint")?;
-        Ok(counter + 1)
+        self.change_held(shard_id, worker, counter, "checkpoint", |update| {
+            update
+                .update_expression(
+                    "SET leaseCounter = :next, checkpoint = :cp, ownerSwitchesSinceCheckpoint = :zero",
+                )
+                .expression_attribute_values(":cp", s(checkpoint.as_str()))
+                .expression_attribute_values(":zero", n(0))
+        })
+        .await
     }
 
     /// Gives a held lease up so another worker can take it at once.
@@ -314,18 +280,41 @@ impl LeaseTable {
         worker: &str,
         counter: i64,
     ) -> Result<(), LeaseError> {
-        let update = self
-            .client
+        self.change_held(shard_id, worker, counter, "release a lease", |update| {
+            update.update_expression("SET leaseCounter = :next REMOVE leaseOwner")
+        })
+        .await
+        .map(|_| ())
+    }
+
+    /// An UpdateItem of `shard_id`'s lease with the values every change
+    /// names: `:me` (`worker`), `:seen` (`counter`, the fencing token the
+    /// condition compares) and `:next` (the counter the change moves to).
+    fn change(&self, shard_id: &str, worker: &str, counter: i64) -> UpdateItemFluentBuilder {
+        self.client
             .update_item()
             .table_name(&self.table)
             .key(KEY, s(shard_id))
-            .update_expression("SET leaseCounter = :next REMOVE leaseOwner")
-            .condition_expression("leaseCounter = :seen AND leaseOwner = :me")
             .expression_attribute_values(":me", s(worker))
             .expression_attribute_values(":next", n(counter + 1))
-            .expression_attribute_values(":seen", n(counter));
-        self.conditional_shard(update.send().await, shard_id, counter, "release a lease")
-            .map(|_| ())
+            .expression_attribute_values(":seen", n(counter))
+    }
+
+    /// Makes the change `set` adds to a [`change`](Self::change) of the
+    /// lease of `shard_id`, provided `worker` still holds it at `counter`
+    /// (`action` names it in an error). Returns the new counter.
+    async fn change_held(
+        &self,
+        shard_id: &str,
+        worker: &str,
+        counter: i64,
+        action: &'static str,
+        set: impl FnOnce(UpdateItemFluentBuilder) -> UpdateItemFluentBuilder,
+    ) -> Result<i64, LeaseError> {
+        let update = set(self.change(shard_id, worker, counter))
+            .condition_expression("leaseCounter = :seen AND leaseOwner = :me");
+        self.conditional_shard(update.send().await, shard_id, counter, action)?;
+        Ok(counter + 1)
     }
 
     fn conditional<T, E: std::error::Error + ConditionFailed + 'static, R: std::fmt::Debug>(
@@ -374,6 +363,19 @@ impl ConditionFailed for aws_sdk_dynamodb::operation::update_item::UpdateItemErr
     fn condition_failed(&self) -> bool {
         self.is_conditional_check_failed_exception()
     }
+}
+
+/// The table's key, `leaseKey`: a string, the hash key.
+fn key() -> Result<(AttributeDefinition, KeySchemaElement), BuildError> {
+    let definition = AttributeDefinition::builder()
+        .attribute_name(KEY)
+        .attribute_type(ScalarAttributeType::S)
+        .build()?;
+    let schema = KeySchemaElement::builder()
+        .attribute_name(KEY)
+        .key_type(KeyType::Hash)
+        .build()?;
+    Ok((definition, schema))
 }
 
 fn s(v: &str) -> AttributeValue {

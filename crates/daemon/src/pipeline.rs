@@ -53,6 +53,18 @@ pub struct Handled {
     pub retries: u32,
 }
 
+impl Handled {
+    /// A batch of `records` records handled up to `first_failure`, the
+    /// first record not handled (all of them if none), for `error`.
+    fn up_to(first_failure: Option<usize>, records: usize, error: Option<String>) -> Self {
+        Handled {
+            done: first_failure.unwrap_or(records),
+            error,
+            ..Handled::default()
+        }
+    }
+}
+
 /// What an aggregator run or flush of `records` records became.
 fn aggregated(
     result: Result<
@@ -113,21 +125,19 @@ impl Pipeline {
             (Pipeline::Process(processor), _) => {
                 let outcome = processor.process(source, records, deadline).await;
                 Handled {
-                    done: outcome.first_failure.unwrap_or(records.len()),
-                    error: outcome.error,
                     rejected: outcome.rejected,
                     written: outcome.written,
                     retries: outcome.retries,
+                    ..Handled::up_to(outcome.first_failure, records.len(), outcome.error)
                 }
             }
             (Pipeline::Alarm(alarm), _) => {
                 let outcome = alarm.process(source, records, deadline).await;
                 Handled {
-                    done: outcome.first_failure.unwrap_or(records.len()),
-                    error: outcome.error,
                     rejected: outcome.rejected,
                     written: outcome.notified.len(),
                     retries: outcome.notify_retries,
+                    ..Handled::up_to(outcome.first_failure, records.len(), outcome.error)
                 }
             }
             (Pipeline::Aggregate(aggregator, _), ShardState::Window(window)) => {

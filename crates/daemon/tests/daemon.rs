@@ -5,7 +5,7 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::process::Stdio;
 use std::time::Duration;
 
@@ -15,13 +15,20 @@ use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use tokio::process::{Child, Command};
 use wildrydes_core::item::aggregate_to_item;
 use wildrydes_core::{Aggregate, UnicornName};
+use wildrydes_daemon::lease::{Checkpoint, LeaseTable};
 use wildrydes_local_aws::{LocalAws, LocalAwsOptions, ensure_stream, workshop};
-use wildrydes_testkit::WORKSHOP_DAY;
+use wildrydes_testkit::fleet::FleetSpec;
+use wildrydes_testkit::{WORKSHOP_DAY, scan_table};
 
-type Item = std::collections::HashMap<String, AttributeValue>;
+type Item = HashMap<String, AttributeValue>;
 
+/// The process tests' stream of aggregates, and their lease table.
 const STREAM: &str = "daemon-aggregates";
 const LEASES: &str = "daemon-test-leases";
+/// The readings the aggregate and alarm tests put, and the aggregates the
+/// aggregator writes.
+const READINGS: &str = "daemon-readings";
+const OUTPUT: &str = "daemon-output";
 
 /// `count` aggregates: the workshop's minutes, spread over 20 unicorns.
 fn aggregates(from: usize, count: usize) -> Vec<Aggregate> {
@@ -48,18 +55,28 @@ async fn put(local: &LocalAws, stream: &str, aggregates: &[Aggregate]) {
     .await;
 }
 
+async fn put_readings(local: &LocalAws, readings: &[wildrydes_core::Reading]) {
+    put_json(
+        local,
+        READINGS,
+        readings.iter().map(|r| (r.name.to_string(), r.to_json())),
+    )
+    .await;
+}
+
+/// The PutRecords entry of `json` under the partition key `key`.
+fn entry(key: impl Into<String>, json: String) -> PutRecordsRequestEntry {
+    PutRecordsRequestEntry::builder()
+        .partition_key(key)
+        .data(Blob::new(json))
+        .build()
+        .unwrap()
+}
+
 /// Puts (partition key, JSON) records on `stream`, 500 per call, all accepted.
 async fn put_json(local: &LocalAws, stream: &str, records: impl Iterator<Item = (String, String)>) {
     let kinesis = local.kinesis_client();
-    let entries: Vec<_> = records
-        .map(|(key, json)| {
-            PutRecordsRequestEntry::builder()
-                .partition_key(key)
-                .data(Blob::new(json))
-                .build()
-                .unwrap()
-        })
-        .collect();
+    let entries: Vec<_> = records.map(|(key, json)| entry(key, json)).collect();
     for chunk in entries.chunks(500) {
         let out = kinesis
             .put_records()
@@ -80,16 +97,7 @@ fn key(item: &Item) -> (String, String) {
 }
 
 async fn table(local: &LocalAws) -> BTreeMap<(String, String), Item> {
-    let items: Vec<Item> = local
-        .dynamodb_client()
-        .scan()
-        .table_name(workshop::SENSOR_TABLE)
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<_, _>>()
-        .await
-        .unwrap();
+    let items = scan_table(&local.dynamodb_client(), workshop::SENSOR_TABLE).await;
     items.into_iter().map(|i| (key(&i), i)).collect()
 }
 
@@ -108,10 +116,27 @@ async fn until<F: std::future::Future<Output = bool>>(mut check: impl FnMut() ->
     }
 }
 
+/// Waits until the table holds `count` items.
+async fn until_items(local: &LocalAws, count: usize) {
+    until(|| async { table(local).await.len() == count }).await;
+}
+
+/// Waits until the table holds as many items as `aggregates`, then
+/// requires them to be exactly `aggregates`' items.
+async fn until_table_holds(local: &LocalAws, aggregates: &[Aggregate]) {
+    let want = expected(aggregates);
+    until_items(local, want.len()).await;
+    assert_eq!(table(local).await, want, "every item, every attribute");
+}
+
+/// The test's lease table of the process pipeline.
+fn lease_table(local: &LocalAws) -> LeaseTable {
+    LeaseTable::new(local.dynamodb_client(), LEASES)
+}
+
 /// Owner of every lease of the test's lease table.
 async fn owners(local: &LocalAws) -> BTreeMap<String, Option<String>> {
-    let leases = wildrydes_daemon::lease::LeaseTable::new(local.dynamodb_client(), LEASES);
-    leases
+    lease_table(local)
         .list()
         .await
         .unwrap_or_default()
@@ -120,51 +145,93 @@ async fn owners(local: &LocalAws) -> BTreeMap<String, Option<String>> {
         .collect()
 }
 
-fn daemon(local: &LocalAws, worker: &str, extra: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_wildrydes-daemon"))
+/// The flags every daemon of these tests gets unless its own flags name
+/// them: short leases and idle polls, so that the tests go fast, and the
+/// metrics on a port of their own, so that daemons run side by side.
+const DEFAULT_FLAGS: [(&str, &str); 3] = [
+    ("--lease-duration", "2s"),
+    ("--idle-poll-interval", "200ms"),
+    ("--metrics-addr", "127.0.0.1:0"),
+];
+
+/// The daemon running `pipeline` on `stream` as worker `worker`, its
+/// leases in `leases`, with `flags` (and [`DEFAULT_FLAGS`]): the backend's
+/// environment only, standard error piped, standard output dropped.
+fn daemon_command(
+    local: &LocalAws,
+    pipeline: &str,
+    stream: &str,
+    leases: &str,
+    worker: &str,
+    flags: &[&str],
+) -> Command {
+    let defaults = DEFAULT_FLAGS
+        .iter()
+        .filter(|(flag, _)| !flags.contains(flag))
+        .flat_map(|&(flag, value)| [flag, value]);
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wildrydes-daemon"));
+    command
         .env_clear()
         .envs(local.env_vars())
         .env("RUST_LOG", "info")
-        .args([
-            "process",
-            "--stream",
-            STREAM,
-            "--lease-table",
-            LEASES,
-            "--worker-id",
-            worker,
-        ])
-        .args(["--lease-duration", "2s"])
-        .args(if extra.contains(&"--metrics-addr") {
-            &[][..]
-        } else {
-            &["--metrics-addr", "127.0.0.1:0"][..]
-        })
-        .args(if extra.contains(&"--idle-poll-interval") {
-            &[][..]
-        } else {
-            &["--idle-poll-interval", "200ms"][..]
-        })
-        .args(extra)
+        .args([pipeline, "--stream", stream, "--lease-table", leases])
+        .args(["--worker-id", worker])
+        .args(defaults)
+        .args(flags)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
-        .kill_on_drop(true)
+        .kill_on_drop(true);
+    command
+}
+
+/// A process daemon on `STREAM` as worker `worker`, with `flags`.
+fn daemon(local: &LocalAws, worker: &str, flags: &[&str]) -> Child {
+    daemon_command(local, "process", STREAM, LEASES, worker, flags)
         .spawn()
         .unwrap()
 }
 
+/// A daemon running `pipeline` on `READINGS` as worker `worker`, with
+/// `flags`, its standard output piped.
+fn pipeline_daemon(local: &LocalAws, pipeline: &str, worker: &str, flags: &[&str]) -> Child {
+    let leases = format!("leases-{pipeline}");
+    daemon_command(local, pipeline, READINGS, &leases, worker, flags)
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// A fresh backend with `options`, the workshop's resources, and `streams`
+/// (name, shards).
+async fn backend(options: LocalAwsOptions, streams: &[(&str, i32)]) -> LocalAws {
+    let local = LocalAws::start(options).await.unwrap();
+    workshop::ensure_workshop_resources(&local).await.unwrap();
+    for &(stream, shards) in streams {
+        ensure_stream(&local.kinesis_client(), stream, shards)
+            .await
+            .unwrap();
+    }
+    local
+}
+
+/// A backend with `STREAM` in `shards` shards, whose iterators live `ttl` s.
 async fn setup(shards: i32, ttl: u64) -> LocalAws {
-    let local = LocalAws::start(LocalAwsOptions {
+    let options = LocalAwsOptions {
         iterator_ttl_seconds: ttl,
         ..LocalAwsOptions::default()
-    })
-    .await
-    .unwrap();
-    workshop::ensure_workshop_resources(&local).await.unwrap();
-    ensure_stream(&local.kinesis_client(), STREAM, shards)
-        .await
-        .unwrap();
-    local
+    };
+    backend(options, &[(STREAM, shards)]).await
+}
+
+/// [`setup`], with `aggregates` put on `STREAM`; gives them back.
+async fn setup_with(
+    shards: i32,
+    ttl: u64,
+    aggregates: Vec<Aggregate>,
+) -> (LocalAws, Vec<Aggregate>) {
+    let local = setup(shards, ttl).await;
+    put(&local, STREAM, &aggregates).await;
+    (local, aggregates)
 }
 
 async fn bounded<F: std::future::Future>(f: F) -> F::Output {
@@ -186,16 +253,29 @@ async fn sigterm(child: &mut Child) -> std::process::ExitStatus {
         .unwrap()
 }
 
+/// Stops `daemon` with SIGTERM and requires it to exit 0.
+async fn stop(daemon: &mut Child) {
+    let status = sigterm(daemon).await;
+    assert!(status.success(), "SIGTERM exits 0: {status}");
+}
+
+/// What `daemon` wrote on its standard error, read to the end: call it
+/// once the daemon stopped.
+async fn stderr_of(daemon: &mut Child) -> String {
+    use tokio::io::AsyncReadExt as _;
+    let mut logs = String::new();
+    let mut stderr = daemon.stderr.take().unwrap();
+    stderr.read_to_string(&mut logs).await.unwrap();
+    logs
+}
+
 #[tokio::test]
 async fn two_workers_share_four_shards_and_one_takes_over_from_a_killed_one() {
     bounded(async {
-        let local = setup(4, 300).await;
-        let first = aggregates(0, 400);
-        put(&local, STREAM, &first).await;
+        let (local, first) = setup_with(4, 300, aggregates(0, 400)).await;
         let mut a = daemon(&local, "worker-a", &[]);
         let mut b = daemon(&local, "worker-b", &[]);
-        let want = expected(&first);
-        until(|| async { table(&local).await.len() == want.len() }).await;
+        until_items(&local, first.len()).await;
         // Balanced: two leases each.
         until(|| async {
             let o = owners(&local).await;
@@ -207,8 +287,6 @@ async fn two_workers_share_four_shards_and_one_takes_over_from_a_killed_one() {
         a.kill().await.unwrap(); // SIGKILL: no release, no checkpoint.
         let second = aggregates(400, 400);
         put(&local, STREAM, &second).await;
-        let all: Vec<_> = first.iter().chain(&second).cloned().collect();
-        let want = expected(&all);
         until(|| async {
             owners(&local)
                 .await
@@ -216,11 +294,9 @@ async fn two_workers_share_four_shards_and_one_takes_over_from_a_killed_one() {
                 .all(|o| o.as_deref() == Some("worker-b"))
         })
         .await;
-        until(|| async { table(&local).await.len() == want.len() }).await;
-        assert_eq!(table(&local).await, want, "every item, every attribute");
+        until_table_holds(&local, &[first, second].concat()).await;
 
-        let status = sigterm(&mut b).await;
-        assert!(status.success(), "SIGTERM exits 0: {status}");
+        stop(&mut b).await;
         assert!(
             owners(&local).await.values().all(Option::is_none),
             "leases released on stop"
@@ -232,20 +308,16 @@ async fn two_workers_share_four_shards_and_one_takes_over_from_a_killed_one() {
 #[tokio::test]
 async fn a_worker_killed_mid_batch_and_restarted_loses_nothing() {
     bounded(async {
-        let local = setup(2, 300).await;
-        let all = aggregates(0, 3000);
-        put(&local, STREAM, &all).await;
-        let want = expected(&all);
+        let (local, all) = setup_with(2, 300, aggregates(0, 3000)).await;
         for round in 0..3 {
             let mut d = daemon(&local, &format!("worker-{round}"), &[]);
             let before = table(&local).await.len();
-            until(|| async { table(&local).await.len() > before || before == want.len() }).await;
+            until(|| async { table(&local).await.len() > before || before == all.len() }).await;
             d.kill().await.unwrap();
         }
         let mut d = daemon(&local, "worker-final", &[]);
-        until(|| async { table(&local).await.len() == want.len() }).await;
-        assert_eq!(table(&local).await, want);
-        assert!(sigterm(&mut d).await.success());
+        until_table_holds(&local, &all).await;
+        stop(&mut d).await;
     })
     .await;
 }
@@ -253,58 +325,28 @@ async fn a_worker_killed_mid_batch_and_restarted_loses_nothing() {
 #[tokio::test]
 async fn children_of_a_split_shard_are_read_after_their_parent() {
     bounded(async {
-        let local = setup(1, 300).await;
-        let first = aggregates(0, 300);
-        put(&local, STREAM, &first).await;
+        let (local, first) = setup_with(1, 300, aggregates(0, 300)).await;
         let mut d = daemon(&local, "worker-split", &[]);
-        until(|| async { table(&local).await.len() == first.len() }).await;
-        local
-            .kinesis_client()
-            .split_shard()
-            .stream_name(STREAM)
-            .shard_to_split("shardId-000000000000")
-            .new_starting_hash_key("170141183460469231731687303715884105728")
-            .send()
-            .await
-            .unwrap();
-        until(|| async {
-            let s = local
-                .kinesis_client()
-                .describe_stream_summary()
-                .stream_name(STREAM)
-                .send()
-                .await
-                .unwrap();
-            s.stream_description_summary().unwrap().stream_status()
-                == &aws_sdk_kinesis::types::StreamStatus::Active
-        })
-        .await;
+        until_items(&local, first.len()).await;
+        // In the middle of the one shard's hash range: at 2^127.
+        split(&local, STREAM).await;
         let second = aggregates(300, 300);
         put(&local, STREAM, &second).await;
-        let all: Vec<_> = first.iter().chain(&second).cloned().collect();
-        let want = expected(&all);
-        until(|| async { table(&local).await.len() == want.len() }).await;
-        assert_eq!(table(&local).await, want);
-        let leases = wildrydes_daemon::lease::LeaseTable::new(local.dynamodb_client(), LEASES)
-            .list()
-            .await
-            .unwrap();
+        until_table_holds(&local, &[first, second].concat()).await;
+        let leases = lease_table(&local).list().await.unwrap();
         assert_eq!(leases.len(), 3);
         let parent = leases
             .iter()
             .find(|l| l.shard_id == "shardId-000000000000")
             .unwrap();
-        assert_eq!(
-            parent.checkpoint,
-            wildrydes_daemon::lease::Checkpoint::ShardEnd
-        );
+        assert_eq!(parent.checkpoint, Checkpoint::ShardEnd);
         for child in leases
             .iter()
             .filter(|l| l.shard_id != "shardId-000000000000")
         {
             assert_eq!(child.parents, ["shardId-000000000000"]);
         }
-        assert!(sigterm(&mut d).await.success());
+        stop(&mut d).await;
     })
     .await;
 }
@@ -321,21 +363,11 @@ async fn expired_iterators_resume_from_the_checkpoint() {
             put(&local, STREAM, &batch).await;
             all.extend(batch);
             let want = all.len();
-            let done = tokio::time::timeout(
-                Duration::from_secs(30),
-                until(|| async { table(&local).await.len() == want }),
-            )
-            .await;
+            let done =
+                tokio::time::timeout(Duration::from_secs(30), until_items(&local, want)).await;
             if done.is_err() {
                 d.kill().await.unwrap();
-                let mut logs = String::new();
-                use tokio::io::AsyncReadExt as _;
-                d.stderr
-                    .take()
-                    .unwrap()
-                    .read_to_string(&mut logs)
-                    .await
-                    .unwrap();
+                let logs = stderr_of(&mut d).await;
                 panic!(
                     "round {round}: {} of {want} items; daemon logged:\n{logs}",
                     table(&local).await.len()
@@ -344,72 +376,17 @@ async fn expired_iterators_resume_from_the_checkpoint() {
             tokio::time::sleep(Duration::from_millis(1600)).await; // let the iterator expire
         }
         assert_eq!(table(&local).await, expected(&all));
-        assert!(sigterm(&mut d).await.success());
-        let mut logs = String::new();
-        use tokio::io::AsyncReadExt as _;
-        d.stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut logs)
-            .await
-            .unwrap();
+        stop(&mut d).await;
+        let logs = stderr_of(&mut d).await;
         assert!(logs.contains("shard iterator expired"), "{logs}");
     })
-    .await;
-}
-
-const READINGS: &str = "daemon-readings";
-const OUTPUT: &str = "daemon-output";
-
-fn pipeline_daemon(local: &LocalAws, pipeline: &str, worker: &str, extra: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_wildrydes-daemon"))
-        .env_clear()
-        .envs(local.env_vars())
-        .env("RUST_LOG", "info")
-        .args([
-            pipeline,
-            "--stream",
-            READINGS,
-            "--lease-table",
-            &format!("leases-{pipeline}"),
-            "--worker-id",
-            worker,
-        ])
-        .args([
-            "--lease-duration",
-            "2s",
-            "--idle-poll-interval",
-            "200ms",
-            "--metrics-addr",
-            "127.0.0.1:0",
-        ])
-        .args(extra)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap()
-}
-
-async fn put_readings(local: &LocalAws, readings: &[wildrydes_core::Reading]) {
-    put_json(
-        local,
-        READINGS,
-        readings.iter().map(|r| (r.name.to_string(), r.to_json())),
-    )
     .await;
 }
 
 #[tokio::test]
 async fn aggregates_stay_complete_across_a_kill_and_restart() {
     bounded(async {
-        let local = setup(1, 300).await;
-        ensure_stream(&local.kinesis_client(), READINGS, 2)
-            .await
-            .unwrap();
-        ensure_stream(&local.kinesis_client(), OUTPUT, 1)
-            .await
-            .unwrap();
+        let local = backend(LocalAwsOptions::default(), &[(READINGS, 2), (OUTPUT, 1)]).await;
         // Ten minutes of five unicorns, in time order.
         let mut minutes = Vec::new();
         for line in WORKSHOP_DAY.lines().take(10) {
@@ -461,7 +438,7 @@ async fn aggregates_stay_complete_across_a_kill_and_restart() {
             last
         };
         until(|| async { last().await == want }).await;
-        assert!(sigterm(&mut d).await.success());
+        stop(&mut d).await;
     })
     .await;
 }
@@ -469,10 +446,7 @@ async fn aggregates_stay_complete_across_a_kill_and_restart() {
 #[tokio::test]
 async fn the_alarm_pipeline_warns_once_when_magic_drops() {
     bounded(async {
-        let local = setup(1, 300).await;
-        ensure_stream(&local.kinesis_client(), READINGS, 1)
-            .await
-            .unwrap();
+        let local = backend(LocalAwsOptions::default(), &[(READINGS, 1)]).await;
         let base = Aggregate::from_json(WORKSHOP_DAY.lines().next().unwrap().as_bytes()).unwrap();
         let mut readings = wildrydes_testkit::readings_of_minute(&base, 0);
         for (i, r) in readings.iter_mut().enumerate() {
@@ -494,7 +468,7 @@ async fn the_alarm_pipeline_warns_once_when_magic_drops() {
             }
         }
         assert!(line.contains("Shadowfax"), "{line}");
-        assert!(sigterm(&mut d).await.success());
+        stop(&mut d).await;
         let mut rest = String::new();
         use tokio::io::AsyncReadExt as _;
         stdout.read_to_string(&mut rest).await.unwrap();
@@ -522,9 +496,7 @@ async fn http_get(port: u16, path: &str) -> Option<String> {
 #[tokio::test]
 async fn metrics_and_health_are_served() {
     bounded(async {
-        let local = setup(1, 300).await;
-        let all = aggregates(0, 50);
-        put(&local, STREAM, &all).await;
+        let (local, all) = setup_with(1, 300, aggregates(0, 50)).await;
         let port = wildrydes_testkit::free_port();
         let addr = format!("127.0.0.1:{port}");
         let mut d = daemon(
@@ -532,7 +504,7 @@ async fn metrics_and_health_are_served() {
             "worker-metrics",
             &["--metrics-addr", &addr, "--log-format", "json"],
         );
-        until(|| async { table(&local).await.len() == all.len() }).await;
+        until_items(&local, all.len()).await;
         let health = loop {
             if let Some(r) = http_get(port, "/healthz").await {
                 break r;
@@ -558,15 +530,8 @@ async fn metrics_and_health_are_served() {
             metrics.contains("# TYPE wildrydes_millis_behind_latest gauge"),
             "{metrics}"
         );
-        assert!(sigterm(&mut d).await.success());
-        let mut logs = String::new();
-        use tokio::io::AsyncReadExt as _;
-        d.stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut logs)
-            .await
-            .unwrap();
+        stop(&mut d).await;
+        let logs = stderr_of(&mut d).await;
         assert!(
             logs.lines()
                 .all(|l| serde_json::from_str::<serde_json::Value>(l).is_ok()),
@@ -601,7 +566,6 @@ struct Faults {
     throttle_writes: Option<u64>,
 }
 
-
 /// A daemon whose standard error is drained as it runs (a full pipe would
 /// block it) and kept, so a failure can show what each worker logged.
 struct Running {
@@ -611,32 +575,25 @@ struct Running {
 }
 
 impl Running {
-    /// Starts `pipeline` as worker `name`, with DynamoDB at `dynamodb` if
-    /// given (else the embedded one).
+    /// Starts `pipeline` as worker `name` with `flags`, with DynamoDB at
+    /// `dynamodb` if given (else the embedded one).
     fn start(
         local: &LocalAws,
         pipeline: &str,
         name: &str,
         dynamodb: Option<&str>,
-        extra: &[&str],
+        flags: &[&str],
     ) -> Self {
-        let (stream, leases) = match pipeline {
-            "aggregate" => (READINGS, "leases-aggregate"),
-            _ => (OUTPUT, "leases-process"),
+        let stream = match pipeline {
+            "aggregate" => READINGS,
+            _ => OUTPUT,
         };
-        let mut child = Command::new(env!("CARGO_BIN_EXE_wildrydes-daemon"))
-            .env_clear()
-            .envs(local.env_vars())
-            .envs(dynamodb.map(|url| ("AWS_ENDPOINT_URL_DYNAMODB", url)))
-            .env("RUST_LOG", "info")
-            .args([pipeline, "--stream", stream, "--lease-table", leases])
-            .args(["--worker-id", name, "--metrics-addr", "127.0.0.1:0"])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-            .unwrap();
+        let leases = format!("leases-{pipeline}");
+        let mut command = daemon_command(local, pipeline, stream, &leases, name, flags);
+        if let Some(url) = dynamodb {
+            command.env("AWS_ENDPOINT_URL_DYNAMODB", url);
+        }
+        let mut child = command.spawn().unwrap();
         let logs = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let stderr = child.stderr.take().unwrap();
         let kept = logs.clone();
@@ -679,13 +636,7 @@ async fn put_batch(
 ) -> usize {
     let mut pending: Vec<PutRecordsRequestEntry> = readings
         .iter()
-        .map(|r| {
-            PutRecordsRequestEntry::builder()
-                .partition_key(r.name.as_str())
-                .data(Blob::new(r.to_json()))
-                .build()
-                .unwrap()
-        })
+        .map(|r| entry(r.name.as_str(), r.to_json()))
         .collect();
     let mut throttled = 0;
     for attempt in 0u64.. {
@@ -788,19 +739,6 @@ async fn table_diff(
     )
 }
 
-async fn rejects(local: &LocalAws) -> Vec<Item> {
-    local
-        .dynamodb_client()
-        .scan()
-        .table_name(workshop::REJECTS_TABLE)
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<_, _>>()
-        .await
-        .unwrap()
-}
-
 /// Waits until the stream is ACTIVE again after a reshard.
 async fn active(local: &LocalAws, stream: &str) {
     until(|| async {
@@ -848,27 +786,26 @@ async fn open_shards(local: &LocalAws, stream: &str) -> Vec<(String, u128, u128)
     open
 }
 
-/// Splits the first open shard of the readings stream in the middle of its
-/// hash range.
-async fn split(local: &LocalAws) {
-    let (shard, from, to) = open_shards(local, READINGS).await.remove(0);
+/// Splits the first open shard of `stream` in the middle of its hash range.
+async fn split(local: &LocalAws, stream: &str) {
+    let (shard, from, to) = open_shards(local, stream).await.remove(0);
     local
         .kinesis_client()
         .split_shard()
-        .stream_name(READINGS)
+        .stream_name(stream)
         .shard_to_split(shard)
         .new_starting_hash_key((from + (to - from) / 2 + 1).to_string())
         .send()
         .await
         .unwrap();
-    active(local, READINGS).await;
+    active(local, stream).await;
 }
 
-/// Merges the last two adjacent open shards of the readings stream (after
-/// [`split`], a child of the split and an original shard: a child with
-/// parents that ended in different places).
-async fn merge(local: &LocalAws) {
-    let open = open_shards(local, READINGS).await;
+/// Merges the last two adjacent open shards of `stream` (after [`split`],
+/// a child of the split and an original shard: a child with parents that
+/// ended in different places).
+async fn merge(local: &LocalAws, stream: &str) {
+    let open = open_shards(local, stream).await;
     let pair = open
         .windows(2)
         .rev()
@@ -877,36 +814,35 @@ async fn merge(local: &LocalAws) {
     local
         .kinesis_client()
         .merge_shards()
-        .stream_name(READINGS)
+        .stream_name(stream)
         .shard_to_merge(&pair[0].0)
         .adjacent_shard_to_merge(&pair[1].0)
         .send()
         .await
         .unwrap();
-    active(local, READINGS).await;
+    active(local, stream).await;
 }
 
+/// How many times faster than event time a whole-system run puts its fleet.
+const SPEED: i64 = 30;
+
 /// Sends `spec`'s fleet through two aggregating and two processing daemons
-/// at `speed` times event time, with `faults`, and requires the table to
+/// at [`SPEED`] times event time, with `faults`, and requires the table to
 /// hold exactly the expected aggregates, and no rejects.
-async fn whole_system(spec: wildrydes_testkit::fleet::FleetSpec, speed: i64, faults: Faults) {
+async fn whole_system(spec: FleetSpec, faults: Faults) {
     use wildrydes_testkit::fleet::{Fleet, expected};
     let started = std::time::Instant::now();
     let fleet = Fleet::generate(&spec);
     let want = expected(&fleet.readings);
-    let local = LocalAws::start(LocalAwsOptions {
+    let options = LocalAwsOptions {
         iterator_ttl_seconds: if faults.expiry { 1 } else { 300 },
         enforce_limits: faults.limits,
         ..LocalAwsOptions::default()
-    })
-    .await
-    .unwrap();
-    workshop::ensure_workshop_resources(&local).await.unwrap();
+    };
+    let local = backend(options, &[(READINGS, 2), (OUTPUT, 2)]).await;
     let kinesis = local.kinesis_client();
-    ensure_stream(&kinesis, READINGS, 2).await.unwrap();
-    ensure_stream(&kinesis, OUTPUT, 2).await.unwrap();
     let idle_poll = if faults.expiry { "1500ms" } else { "200ms" };
-    let common = ["--lease-duration", "2s", "--idle-poll-interval", idle_poll];
+    let common = ["--idle-poll-interval", idle_poll];
     let aggregate: Vec<&str> = common
         .iter()
         .copied()
@@ -957,14 +893,14 @@ async fn whole_system(spec: wildrydes_testkit::fleet::FleetSpec, speed: i64, fau
     let t0 = tokio::time::Instant::now();
     for (i, batch) in fleet.batches.iter().enumerate() {
         // Pacing, not synchronisation: each batch goes at its arrival
-        // time, `speed` times faster than event time.
-        let at = Duration::from_millis(u64::try_from(batch.at_ms / speed).unwrap());
+        // time, `SPEED` times faster than event time.
+        let at = Duration::from_millis(u64::try_from(batch.at_ms / SPEED).unwrap());
         tokio::time::sleep_until(t0 + at).await;
         if faults.reshard && i == batches * 4 / 10 {
-            split(&local).await;
+            split(&local, READINGS).await;
         }
         if faults.reshard && i == batches * 7 / 10 {
-            merge(&local).await;
+            merge(&local, READINGS).await;
         }
         if let (Some(draws), Some(when)) = (chaos.as_mut(), next_kill)
             && t0.elapsed() >= when
@@ -1005,7 +941,7 @@ async fn whole_system(spec: wildrydes_testkit::fleet::FleetSpec, speed: i64, fau
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     let converged = t0.elapsed();
-    let refused = rejects(&local).await;
+    let refused = scan_table(&local.dynamodb_client(), workshop::REJECTS_TABLE).await;
     assert!(refused.is_empty(), "no reading is refused: {refused:?}");
     let expired: usize = workers
         .iter()
@@ -1034,7 +970,9 @@ async fn whole_system(spec: wildrydes_testkit::fleet::FleetSpec, speed: i64, fau
         assert!(expired > 0, "iterators expired");
     }
     if let Some((_, counts)) = &proxy {
-        let faulted = counts.unprocessed.load(std::sync::atomic::Ordering::Relaxed)
+        let faulted = counts
+            .unprocessed
+            .load(std::sync::atomic::Ordering::Relaxed)
             + counts.throttled.load(std::sync::atomic::Ordering::Relaxed);
         eprintln!("{faulted} BatchWriteItem calls throttled");
         assert!(faulted > 0, "writes were throttled");
@@ -1050,41 +988,34 @@ fn seed(default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// Thirty live unicorns and `late` late devices over six minutes, drawn
+/// from `seed(default_seed)`.
+fn fleet(default_seed: u64, late: usize) -> FleetSpec {
+    FleetSpec::new(seed(default_seed), 30, late, 6)
+}
+
 #[tokio::test]
 async fn late_devices_alongside_live_ones_aggregate_exactly_with_two_workers_per_pipeline() {
-    bounded(whole_system(
-        wildrydes_testkit::fleet::FleetSpec::new(seed(11), 30, 12, 6),
-        30,
-        Faults::default(),
-    ))
-    .await;
+    bounded(whole_system(fleet(11, 12), Faults::default())).await;
 }
 
 #[tokio::test]
 async fn a_split_and_a_merge_mid_minute_lose_nothing() {
-    bounded(whole_system(
-        wildrydes_testkit::fleet::FleetSpec::new(seed(22), 30, 8, 6),
-        30,
-        Faults {
-            reshard: true,
-            ..Faults::default()
-        },
-    ))
-    .await;
+    let reshard = Faults {
+        reshard: true,
+        ..Faults::default()
+    };
+    bounded(whole_system(fleet(22, 8), reshard)).await;
 }
 
 #[tokio::test]
 async fn workers_killed_at_random_with_iterators_expiring_and_throttled_puts_lose_nothing() {
-    bounded(whole_system(
-        wildrydes_testkit::fleet::FleetSpec::new(seed(33), 30, 8, 6),
-        30,
-        Faults {
-            reshard: true,
-            kills: Some(seed(33)),
-            expiry: true,
-            limits: true,
-            throttle_writes: Some(4),
-        },
-    ))
-    .await;
+    let every_fault = Faults {
+        reshard: true,
+        kills: Some(seed(33)),
+        expiry: true,
+        limits: true,
+        throttle_writes: Some(4),
+    };
+    bounded(whole_system(fleet(33, 8), every_fault)).await;
 }

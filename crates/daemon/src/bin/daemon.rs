@@ -12,12 +12,12 @@ use wildrydes_alarm::detector::Detector;
 use wildrydes_cli::{AwsArgs, LogFormat};
 use wildrydes_core::aggregation::Aggregator;
 use wildrydes_core::minute_store::MinuteStore;
-use wildrydes_core::process::Processor;
-use wildrydes_core::rejects::RejectStore;
 use wildrydes_core::names::{
     AGGREGATES_STREAM, AGGREGATOR_STATE_TABLE, ALARM_TABLE, READINGS_STREAM, REJECTS_TABLE,
     SENSOR_TABLE,
 };
+use wildrydes_core::process::Processor;
+use wildrydes_core::rejects::RejectStore;
 use wildrydes_core::retry::RetryPolicy;
 use wildrydes_core::stream_writer::StreamWriter;
 use wildrydes_core::window::WindowRules;
@@ -339,11 +339,6 @@ mod tests {
     use super::*;
 
     #[test]
-    fn flags_are_consistent() {
-        Cli::command().debug_assert();
-    }
-
-    #[test]
     fn the_alarms_defaults_are_the_alarm_crates() {
         let cli = Cli::try_parse_from(["wildrydes-daemon", "alarm", "--console"]).unwrap();
         let PipelineCommand::Alarm(args) = cli.pipeline else {
@@ -355,5 +350,10 @@ mod tests {
         );
         let levels = Detector::new(args.threshold, args.hysteresis).unwrap();
         assert_eq!(levels, Detector::default());
+    }
+
+    #[test]
+    fn flags_are_consistent() {
+        Cli::command().debug_assert();
     }
 }
