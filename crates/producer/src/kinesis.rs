@@ -216,7 +216,7 @@ impl KinesisStream {
                 region: self.target.region.clone(),
                 detail,
             },
-            Failure::Service { code, message, .. } | Failure::Other { code, message } => {
+            Failure::Service { code, message } | Failure::Other { code, message } => {
                 KinesisError::Refused {
                     operation,
                     stream: self.stream.clone(),
@@ -235,31 +235,14 @@ impl KinesisStream {
     where
         E: ProvideErrorMetadata + StdError + 'static,
     {
-        let retry = match failure(err) {
-            Failure::Unreachable(_) => Retry::Transient,
-            Failure::Service {
-                ref code,
-                server_error,
-                ..
-            } if server_error || TRANSIENT_CALL_CODES.contains(&code.as_str()) => Retry::Transient,
-            Failure::Service { .. } | Failure::Other { .. } => Retry::Permanent,
-        };
+        // One classification for every SDK call of the pipeline: the core's.
+        let retry = wildrydes_core::retry::classify_sdk(err, false);
         CallError {
             retry,
             message: self.startup_error(operation, err).to_string(),
         }
     }
 }
-
-/// Call error codes worth another try.
-const TRANSIENT_CALL_CODES: [&str; 6] = [
-    "ProvisionedThroughputExceededException",
-    "LimitExceededException",
-    "ThrottlingException",
-    "InternalFailure",
-    "ServiceUnavailable",
-    "KMSThrottlingException",
-];
 
 impl RecordSink for KinesisStream {
     async fn put_records(&self, entries: Vec<PutEntry>) -> Result<Vec<EntryOutcome>, CallError> {
@@ -391,8 +374,6 @@ enum Failure {
         code: String,
         /// Error message.
         message: String,
-        /// Whether the HTTP status was 5xx.
-        server_error: bool,
     },
     /// Anything else (a request that could not be built, an unreadable answer).
     Other {
@@ -403,7 +384,7 @@ enum Failure {
     },
 }
 
-/// Sorts an SDK error into what the operator and the retry loop need.
+/// Sorts an SDK error into what the operator needs to read.
 fn failure<E>(err: &SdkError<E, HttpResponse>) -> Failure
 where
     E: ProvideErrorMetadata + StdError + 'static,
@@ -417,7 +398,6 @@ where
             message: err
                 .message()
                 .map_or_else(|| innermost(service.err()), str::to_owned),
-            server_error: service.raw().status().is_server_error(),
         },
         SdkError::ResponseError(_) => Failure::Other {
             code: "ResponseError".to_owned(),

@@ -12,7 +12,8 @@
 //! - [`batch`]: PutRecords batching within the service's call limits.
 //! - [`shards`]: `ShardMap`, partition key to shard (MD5 hash key ranges).
 //! - [`pacing`]: `ShardPacer`, per-shard write limits enforced before sending.
-//! - [`sender`]: `RecordSink` (the Kinesis calls behind a trait) and `RetryPolicy`.
+//! - [`sender`]: `RecordSink` (the Kinesis calls behind a trait) and
+//!   `PRODUCER_RETRY`, the core `RetryPolicy` the producer sends with.
 //! - [`kinesis`]: `KinesisStream`, the SDK-backed sink, and the start-up checks.
 //! - [`ledger`]: `Ledger`, JSON lines of every acknowledged reading.
 //! - [`progress`]: the progress line, the dots, or nothing.

@@ -10,8 +10,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 use common::{
-    Recording, assert_complete_and_ordered, bounded, fleet, local_aws, read_stream, settings,
-    stream,
+    Limits, Recording, assert_complete_and_ordered, fleet, on_backend, settings, stream_records,
 };
 use tokio::time::Instant;
 use wildrydes_core::retry::RetryPolicy;
@@ -23,9 +22,7 @@ use wildrydes_producer::shards::{ShardRange, hash_key};
 
 #[tokio::test]
 async fn fleet_calls_respect_the_batch_limits() {
-    bounded(async {
-        let local = local_aws(false).await;
-        stream(&local, "fleet", 2).await;
+    on_backend(Limits::Off, &[("fleet", 2)], async |local| {
         let s = settings(fleet(1_200), "fleet", 5, 3);
         let sink = Recording::new(KinesisStream::new(local.sdk_config(), "fleet"));
         let summary = produce(&s, &sink, std::future::pending()).await.unwrap();
@@ -48,8 +45,7 @@ async fn fleet_calls_respect_the_batch_limits() {
             );
         }
         assert_eq!(summary.calls, calls.len() as u64);
-        assert_complete_and_ordered(&read_stream(&local, "fleet").await, 1_200, 3);
-        local.shutdown().await.unwrap();
+        assert_complete_and_ordered(&stream_records(local, "fleet").await, 1_200, 3);
     })
     .await;
 }
@@ -202,11 +198,9 @@ async fn pacing_keeps_every_shard_under_1000_records_per_second() {
 
 #[tokio::test]
 async fn throttled_writes_are_retried_in_order_and_nothing_is_lost() {
-    bounded(async {
-        // Kinesis throttling on, pacing off: 6,000 records at once on a
-        // shard that takes 1,000 per second.
-        let local = local_aws(true).await;
-        stream(&local, "throttled", 1).await;
+    // Kinesis throttling on, pacing off: 6,000 records at once on a shard
+    // that takes 1,000 per second.
+    on_backend(Limits::Enforced, &[("throttled", 1)], async |local| {
         let mut s = settings(fleet(1_500), "throttled", 4, 4);
         s.pacing = None;
         s.retry = RetryPolicy {
@@ -214,7 +208,7 @@ async fn throttled_writes_are_retried_in_order_and_nothing_is_lost() {
             base_delay: Duration::from_millis(20),
             max_delay: Duration::from_millis(500),
         };
-        let summary = common::run(&local, &s).await;
+        let summary = common::run(local, &s).await;
         let (generated, sent, retried, failed, unsent) = summary.total();
         assert_eq!(
             (generated, sent, failed, unsent),
@@ -222,21 +216,18 @@ async fn throttled_writes_are_retried_in_order_and_nothing_is_lost() {
             "{summary}"
         );
         assert!(retried > 0, "the shard never throttled: {summary}");
-        assert_complete_and_ordered(&read_stream(&local, "throttled").await, 1_500, 4);
-        local.shutdown().await.unwrap();
+        assert_complete_and_ordered(&stream_records(local, "throttled").await, 1_500, 4);
     })
     .await;
 }
 
 #[tokio::test]
 async fn paced_writes_stay_under_the_real_limits() {
-    bounded(async {
-        // The same throttling backend, with pacing on: throttles are rare
-        // (only clock jitter between producer and service), losses none.
-        let local = local_aws(true).await;
-        stream(&local, "paced", 1).await;
+    // The same throttling backend, with pacing on: throttles are rare (only
+    // clock jitter between producer and service), losses none.
+    on_backend(Limits::Enforced, &[("paced", 1)], async |local| {
         let s = settings(fleet(1_500), "paced", 4, 3);
-        let summary = common::run(&local, &s).await;
+        let summary = common::run(local, &s).await;
         let (_, sent, retried, _, _) = summary.total();
         assert!(summary.is_complete(), "{summary}");
         assert_eq!(sent, 4_500);
@@ -244,17 +235,14 @@ async fn paced_writes_stay_under_the_real_limits() {
             retried * 20 < sent,
             "{retried} retries: pacing did not hold back"
         );
-        assert_complete_and_ordered(&read_stream(&local, "paced").await, 1_500, 3);
-        local.shutdown().await.unwrap();
+        assert_complete_and_ordered(&stream_records(local, "paced").await, 1_500, 3);
     })
     .await;
 }
 
 #[tokio::test]
 async fn a_stop_request_flushes_what_is_buffered() {
-    bounded(async {
-        let local = local_aws(false).await;
-        stream(&local, "stopped", 1).await;
+    on_backend(Limits::Off, &[("stopped", 1)], async |local| {
         let mut s = settings(fleet(5), "stopped", 6, 0);
         s.seconds = None; // until stopped
         s.time_scale = 50.0;
@@ -271,10 +259,9 @@ async fn a_stop_request_flushes_what_is_buffered() {
         let (generated, sent, ..) = summary.total();
         assert_eq!(generated, sent);
         assert!(sent >= 15, "{summary}");
-        let records = read_stream(&local, "stopped").await;
+        let records = stream_records(local, "stopped").await;
         assert_eq!(records.len() as u64, sent);
         assert_complete_and_ordered(&records, 5, sent / 5);
-        local.shutdown().await.unwrap();
     })
     .await;
 }

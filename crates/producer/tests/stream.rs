@@ -6,80 +6,110 @@ mod common;
 
 use std::collections::HashMap;
 
+use clap::Parser as _;
 use common::{
-    START, assert_complete_and_ordered, bounded, local_aws, names, per_unicorn, read_stream, run,
-    settings, stream,
+    Limits, START, assert_complete_and_ordered, fleet, names, on_backend, per_unicorn, run,
+    settings, stream_records, text,
 };
+use md5::{Digest as _, Md5};
 use regex::Regex;
 use wildrydes_core::{Reading, StatusTime, UnicornName};
-use wildrydes_producer::Cli;
-use wildrydes_producer::app;
+use wildrydes_local_aws::LocalAws;
 use wildrydes_producer::ledger::LedgerEntry;
 use wildrydes_producer::scenario::SCENARIO_BOUND;
 use wildrydes_producer::simulation::{
     BASE_DISTANCE_MAX, BASE_DISTANCE_MIN, DISTANCE_SPREAD, START_POSITION, Unicorn,
 };
+use wildrydes_producer::{Cli, Summary, app};
 
 /// The workshop's reading shape: key order, time format, integer fields.
 const SHAPE: &str = r#"^\{"Name":"[^"]{1,32}","StatusTime":"\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}\.\d{3}","Latitude":-?\d+\.\d+,"Longitude":-?\d+\.\d+,"Distance":\d+,"MagicPoints":-?\d+,"HealthPoints":-?\d+\}$"#;
 
+/// Runs the whole start-up path, flags included, as the binary runs it:
+/// Shadowfax and Rocinante from [`START`], fast and quiet, onto the stream
+/// `wildrydes` of `local`, with the flags of `command_line` (split at white
+/// space) on top. Every reading must arrive.
+async fn start_shadowfax_and_rocinante(local: &LocalAws, command_line: &str) -> Summary {
+    let fixed = [
+        "producer",
+        "--name",
+        "Shadowfax",
+        "--name",
+        "Rocinante",
+        "--time-scale",
+        "100000",
+        "--start-time",
+        START,
+        "--quiet",
+    ];
+    let cli = Cli::try_parse_from(fixed.into_iter().chain(command_line.split_whitespace()))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let settings = cli.settings().expect("valid settings");
+    let summary = app::start(&settings, local.sdk_config(), None, std::future::pending())
+        .await
+        .expect("the producer starts");
+    assert!(summary.is_complete(), "{summary}");
+    summary
+}
+
+/// Where Kinesis puts each partition key of `stream`: on the shard whose
+/// hash key range holds the key's MD5, read as a big-endian number.
+async fn shard_of_key(local: &LocalAws, stream: &str) -> impl Fn(&str) -> String {
+    let request = local.kinesis_client().list_shards().stream_name(stream);
+    let listed = request.send().await.expect("ListShards");
+    let ranges: Vec<(u128, u128, String)> = listed
+        .shards()
+        .iter()
+        .map(|shard| {
+            let range = shard.hash_key_range().expect("a hash key range");
+            let start = range.starting_hash_key().parse().expect("a hash key");
+            let end = range.ending_hash_key().parse().expect("a hash key");
+            (start, end, shard.shard_id().to_owned())
+        })
+        .collect();
+    move |key| {
+        let hash = u128::from_be_bytes(Md5::digest(key.as_bytes()).into());
+        let (.., shard) = ranges
+            .iter()
+            .find(|(start, end, _)| (*start..=*end).contains(&hash))
+            .expect("the shards cover every hash key");
+        shard.clone()
+    }
+}
+
 #[tokio::test]
 async fn readings_on_the_stream_have_the_workshop_format() {
-    bounded(async {
-        let local = local_aws(false).await;
-        stream(&local, "wildrydes", 1).await;
-        // The whole start-up path, flags included, as the binary runs it.
-        let cli = Cli::try_parse_from_args(&[
-            "--name",
-            "Shadowfax",
-            "--name",
-            "Rocinante",
-            "--duration",
-            "2m",
-            "--time-scale",
-            "100000",
-            "--seed",
-            "1",
-            "--start-time",
-            START,
-            "--quiet",
-        ]);
-        let settings = cli.settings().unwrap();
-        let summary = app::start(&settings, local.sdk_config(), None, std::future::pending())
-            .await
-            .unwrap();
-        assert!(summary.is_complete(), "{summary}");
+    on_backend(Limits::Off, &[("wildrydes", 1)], async |local| {
+        let summary = start_shadowfax_and_rocinante(local, "--duration 2m --seed 1").await;
         assert_eq!(app::exit_status(&summary), app::EXIT_OK);
 
-        let records = read_stream(&local, "wildrydes").await;
+        let records = stream_records(local, "wildrydes").await;
         assert_eq!(records.len(), 240);
         let shape = Regex::new(SHAPE).unwrap();
         for r in &records {
-            assert!(shape.is_match(&r.data), "{}", r.data);
-            let reading = Reading::from_json(r.data.as_bytes()).unwrap();
-            assert_eq!(reading.to_json(), r.data, "byte for byte");
+            let data = text(r);
+            assert!(shape.is_match(data), "{data}");
+            let reading = Reading::from_json(data.as_bytes()).unwrap();
+            assert_eq!(reading.to_json(), data, "byte for byte");
             assert_eq!(reading.name.as_str(), r.partition_key);
         }
-        assert!(records[0].data.starts_with(
+        assert!(text(&records[0]).starts_with(
             r#"{"Name":"Shadowfax","StatusTime":"2017-06-05 09:00:00.000","Latitude":40.7"#
         ));
         assert_complete_and_ordered(&records, 2, 120);
-        local.shutdown().await.unwrap();
     })
     .await;
 }
 
 #[tokio::test]
 async fn a_seeded_run_has_the_workshop_statistics() {
-    bounded(async {
-        let local = local_aws(false).await;
-        stream(&local, "stats", 2).await;
+    on_backend(Limits::Off, &[("stats", 2)], async |local| {
         let unicorns = names(&["Shadowfax", "Rocinante", "Bucephalus", "Pegasus"]);
         let seed = 2017;
-        let summary = run(&local, &settings(unicorns.clone(), "stats", seed, 1800)).await;
+        let summary = run(local, &settings(unicorns.clone(), "stats", seed, 1800)).await;
         assert!(summary.is_complete(), "{summary}");
 
-        let records = read_stream(&local, "stats").await;
+        let records = stream_records(local, "stats").await;
         assert_complete_and_ordered(&records, 4, 1800);
         let mut steps = HashMap::<i16, u32>::new();
         for (name, readings) in per_unicorn(&records) {
@@ -125,53 +155,47 @@ async fn a_seeded_run_has_the_workshop_statistics() {
                 "step {step}: {seen} vs {share}"
             );
         }
-        local.shutdown().await.unwrap();
     })
     .await;
 }
 
 #[tokio::test]
 async fn the_same_seed_gives_the_same_bytes() {
-    bounded(async {
-        let local = local_aws(false).await;
-        for name in ["first", "second", "other"] {
-            stream(&local, name, 1).await;
-        }
+    let streams = [("first", 1), ("second", 1), ("other", 1)];
+    on_backend(Limits::Off, &streams, async |local| {
         let unicorns = names(&["Shadowfax", "Rocinante", "Bucephalus"]);
-        run(&local, &settings(unicorns.clone(), "first", 7, 300)).await;
-        run(&local, &settings(unicorns.clone(), "second", 7, 300)).await;
-        run(&local, &settings(unicorns, "other", 8, 300)).await;
-        let data = |records: Vec<common::StreamRecord>| -> Vec<(String, String)> {
-            records
+        run(local, &settings(unicorns.clone(), "first", 7, 300)).await;
+        run(local, &settings(unicorns.clone(), "second", 7, 300)).await;
+        run(local, &settings(unicorns, "other", 8, 300)).await;
+        let data = async |stream| -> Vec<(String, Vec<u8>)> {
+            stream_records(local, stream)
+                .await
                 .into_iter()
                 .map(|r| (r.partition_key, r.data))
                 .collect()
         };
-        let first = data(read_stream(&local, "first").await);
-        let second = data(read_stream(&local, "second").await);
-        let other = data(read_stream(&local, "other").await);
+        let first = data("first").await;
+        let second = data("second").await;
+        let other = data("other").await;
         assert_eq!(first.len(), 900);
         assert_eq!(first, second);
         assert_ne!(first, other);
-        local.shutdown().await.unwrap();
     })
     .await;
 }
 
 #[tokio::test]
 async fn the_ledger_matches_the_stream() {
-    bounded(async {
-        let local = local_aws(false).await;
-        stream(&local, "ledgered", 3).await;
+    on_backend(Limits::Off, &[("ledgered", 3)], async |local| {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ledger.jsonl");
-        let mut s = settings(common::fleet(12), "ledgered", 3, 100);
+        let mut s = settings(fleet(12), "ledgered", 3, 100);
         s.ledger = Some(path.clone());
-        let summary = run(&local, &s).await;
+        let summary = run(local, &s).await;
         assert!(summary.is_complete(), "{summary}");
 
-        let text = std::fs::read_to_string(&path).unwrap();
-        let mut ledger: Vec<(String, String, String, String)> = text
+        let lines = std::fs::read_to_string(&path).unwrap();
+        let mut ledger: Vec<(String, String, String, String)> = lines
             .lines()
             .map(|line| {
                 let e = LedgerEntry::parse(line).unwrap();
@@ -183,10 +207,15 @@ async fn the_ledger_matches_the_stream() {
                 )
             })
             .collect();
-        let mut stream: Vec<(String, String, String, String)> = read_stream(&local, "ledgered")
+        let shard_of = shard_of_key(local, "ledgered").await;
+        let mut stream: Vec<(String, String, String, String)> = stream_records(local, "ledgered")
             .await
-            .into_iter()
-            .map(|r| (r.shard_id, r.sequence_number, r.partition_key, r.data))
+            .iter()
+            .map(|r| {
+                let key = &r.partition_key;
+                let data = text(r).to_owned();
+                (shard_of(key), r.sequence_number.clone(), key.clone(), data)
+            })
             .collect();
         assert_eq!(ledger.len(), 1200);
         assert!(
@@ -214,42 +243,17 @@ async fn the_ledger_matches_the_stream() {
         ledger.sort_by_key(key);
         stream.sort_by_key(key);
         assert_eq!(ledger, stream);
-        local.shutdown().await.unwrap();
     })
     .await;
 }
 
 #[tokio::test]
 async fn magic_drain_goes_below_50_and_recovers() {
-    bounded(async {
-        let local = local_aws(false).await;
-        stream(&local, "wildrydes", 1).await;
-        let cli = Cli::try_parse_from_args(&[
-            "--name",
-            "Shadowfax",
-            "--name",
-            "Rocinante",
-            "--scenario",
-            "magic-drain",
-            "--drain-unicorn",
-            "Rocinante",
-            "--duration",
-            "5m",
-            "--time-scale",
-            "100000",
-            "--seed",
-            "11",
-            "--start-time",
-            START,
-            "--quiet",
-        ]);
-        let settings = cli.settings().unwrap();
-        let summary = app::start(&settings, local.sdk_config(), None, std::future::pending())
-            .await
-            .unwrap();
-        assert!(summary.is_complete(), "{summary}");
+    on_backend(Limits::Off, &[("wildrydes", 1)], async |local| {
+        let flags = "--scenario magic-drain --drain-unicorn Rocinante --duration 5m --seed 11";
+        start_shadowfax_and_rocinante(local, flags).await;
 
-        let groups = per_unicorn(&read_stream(&local, "wildrydes").await);
+        let groups = per_unicorn(&stream_records(local, "wildrydes").await);
         let start = StatusTime::parse(START).unwrap().epoch_millis();
         let at = |r: &Reading| (r.status_time.epoch_millis() - start) / 1000;
         let drained = &groups["Rocinante"];
@@ -275,20 +279,6 @@ async fn magic_drain_goes_below_50_and_recovers() {
         assert!(below >= 60, "{below} seconds below 50");
         // The other unicorn walks normally.
         assert!(groups["Shadowfax"].iter().all(|r| r.magic_points > 100));
-        local.shutdown().await.unwrap();
     })
     .await;
-}
-
-/// Parses producer flags in tests.
-trait ParseArgs {
-    fn try_parse_from_args(args: &[&str]) -> Cli;
-}
-
-impl ParseArgs for Cli {
-    fn try_parse_from_args(args: &[&str]) -> Cli {
-        use clap::Parser as _;
-        Cli::try_parse_from(std::iter::once("producer").chain(args.iter().copied()))
-            .unwrap_or_else(|e| panic!("{e}"))
-    }
 }

@@ -1,50 +1,58 @@
-//! Helpers shared by the producer's integration tests: a bounded test body,
-//! the embedded backend, settings for fast seeded runs, and reading a stream
-//! back from TRIM_HORIZON.
+//! Helpers shared by the producer's integration tests, on top of the
+//! testkit's (bounded tests, the embedded backend, reading a stream back):
+//! a bounded test on a backend with its streams, settings for fast seeded
+//! runs, and what a run must have put on a stream.
 
 #![allow(dead_code, unreachable_pub)]
 
-use std::future::Future;
+use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use aws_sdk_kinesis::types::ShardIteratorType;
+use wildrydes_core::input::SourceRecord;
 use wildrydes_core::{Reading, StatusTime, UnicornName};
 use wildrydes_local_aws::{LocalAws, LocalAwsOptions, ensure_stream};
 use wildrydes_producer::kinesis::KinesisStream;
 use wildrydes_producer::sender::{CallError, EntryOutcome, PutEntry, RecordSink};
 use wildrydes_producer::shards::ShardRange;
 use wildrydes_producer::{Settings, Summary, produce};
-
-/// Longest any producer test may take; they take seconds.
-pub const TEST_TIMEOUT: Duration = Duration::from_secs(120);
+use wildrydes_testkit::bounded;
 
 /// StatusTime of the first reading of every test run.
 pub const START: &str = "2017-06-05 09:00:00.000";
 
-/// Runs `test`, failing if it takes longer than [`TEST_TIMEOUT`].
-pub async fn bounded<F: Future>(test: F) -> F::Output {
-    match tokio::time::timeout(TEST_TIMEOUT, test).await {
-        Ok(output) => output,
-        Err(_) => panic!("test did not finish within {TEST_TIMEOUT:?}"),
-    }
+/// Whether the backend refuses writes beyond a shard's limits, as Kinesis does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limits {
+    /// Every write is taken.
+    Off,
+    /// Writes beyond a shard's limits are throttled.
+    Enforced,
 }
 
-/// A backend on random ports, optionally throttling like Kinesis.
-pub async fn local_aws(enforce_limits: bool) -> LocalAws {
-    LocalAws::start(LocalAwsOptions {
-        enforce_limits,
-        ..LocalAwsOptions::default()
-    })
-    .await
-    .expect("the local backend starts")
-}
-
-/// Creates `stream` with `shards` shards on `local`.
-pub async fn stream(local: &LocalAws, name: &str, shards: i32) {
-    ensure_stream(&local.kinesis_client(), name, shards)
+/// Runs `test`, bounded in time, on a backend of its own on random ports
+/// holding `streams` (name, shards), and stops the backend after it.
+pub async fn on_backend(
+    limits: Limits,
+    streams: &[(&str, i32)],
+    test: impl AsyncFnOnce(&LocalAws),
+) {
+    bounded(async {
+        let local = LocalAws::start(LocalAwsOptions {
+            enforce_limits: limits == Limits::Enforced,
+            ..LocalAwsOptions::default()
+        })
         .await
-        .expect("the stream is created");
+        .expect("the local backend starts");
+        for &(name, shards) in streams {
+            ensure_stream(&local.kinesis_client(), name, shards)
+                .await
+                .expect("the stream is created");
+        }
+        test(&local).await;
+        local.shutdown().await.expect("the local backend stops");
+    })
+    .await;
 }
 
 /// Unicorn names from strings.
@@ -96,87 +104,35 @@ pub async fn run(local: &LocalAws, settings: &Settings) -> Summary {
     .await
 }
 
-/// One record read back from a stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StreamRecord {
-    /// Its shard.
-    pub shard_id: String,
-    /// Its sequence number.
-    pub sequence_number: String,
-    /// Its partition key.
-    pub partition_key: String,
-    /// Its data, as text.
-    pub data: String,
+/// Every record of `stream` on `local`, shard by shard, from TRIM_HORIZON.
+pub async fn stream_records(local: &LocalAws, stream: &str) -> Vec<SourceRecord> {
+    wildrydes_testkit::read_stream(&local.kinesis_client(), stream).await
 }
 
-impl StreamRecord {
-    /// The reading it holds.
-    pub fn reading(&self) -> Reading {
-        Reading::from_json(self.data.as_bytes()).expect("a valid reading")
-    }
+/// The text of a record's data.
+pub fn text(record: &SourceRecord) -> &str {
+    std::str::from_utf8(&record.data).expect("UTF-8 data")
 }
 
-/// Every record of `stream`, shard by shard (in ListShards order), each
-/// shard in sequence order, from TRIM_HORIZON.
-pub async fn read_stream(local: &LocalAws, stream: &str) -> Vec<StreamRecord> {
-    let kinesis = local.kinesis_client();
-    let shards = kinesis
-        .list_shards()
-        .stream_name(stream)
-        .send()
-        .await
-        .expect("ListShards");
-    let mut out = Vec::new();
-    for shard in shards.shards() {
-        let mut iterator = kinesis
-            .get_shard_iterator()
-            .stream_name(stream)
-            .shard_id(shard.shard_id())
-            .shard_iterator_type(ShardIteratorType::TrimHorizon)
-            .send()
-            .await
-            .expect("GetShardIterator")
-            .shard_iterator()
-            .map(str::to_owned);
-        while let Some(it) = iterator {
-            let page = kinesis
-                .get_records()
-                .shard_iterator(it)
-                .limit(10_000)
-                .send()
-                .await
-                .expect("GetRecords");
-            if page.records().is_empty() {
-                break;
-            }
-            for r in page.records() {
-                out.push(StreamRecord {
-                    shard_id: shard.shard_id().to_owned(),
-                    sequence_number: r.sequence_number().to_owned(),
-                    partition_key: r.partition_key().unwrap_or_default().to_owned(),
-                    data: String::from_utf8(r.data().as_ref().to_vec()).expect("UTF-8 data"),
-                });
-            }
-            iterator = page.next_shard_iterator().map(str::to_owned);
-        }
-    }
-    out
+/// The reading a record holds.
+pub fn reading(record: &SourceRecord) -> Reading {
+    Reading::from_json(&record.data).expect("a valid reading")
 }
 
-/// The records of `stream` grouped per unicorn, in stream order.
-pub fn per_unicorn(records: &[StreamRecord]) -> std::collections::BTreeMap<String, Vec<Reading>> {
-    let mut map = std::collections::BTreeMap::<String, Vec<Reading>>::new();
+/// The readings of `records` grouped per unicorn, in stream order.
+pub fn per_unicorn(records: &[SourceRecord]) -> BTreeMap<String, Vec<Reading>> {
+    let mut map = BTreeMap::<String, Vec<Reading>>::new();
     for r in records {
         map.entry(r.partition_key.clone())
             .or_default()
-            .push(r.reading());
+            .push(reading(r));
     }
     map
 }
 
 /// Asserts that each unicorn's readings are exactly seconds `0..seconds` of
 /// the run, in order: nothing lost, duplicated or reordered.
-pub fn assert_complete_and_ordered(records: &[StreamRecord], unicorns: usize, seconds: u64) {
+pub fn assert_complete_and_ordered(records: &[SourceRecord], unicorns: usize, seconds: u64) {
     let start = StatusTime::parse(START).expect("a valid time");
     let groups = per_unicorn(records);
     assert_eq!(groups.len(), unicorns, "unicorns on the stream");
