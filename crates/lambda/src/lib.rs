@@ -15,11 +15,15 @@
 //!   and one CloudWatch Embedded Metric Format document, the same way for
 //!   the three functions.
 //!
+//! - [`bootstrap`]: what every binary does around its handler (logs,
+//!   configuration, the runtime loop with each invocation's deadline).
+//!
 //! Binaries in `src/bin` only build clients once and hand the handler to
-//! `lambda_runtime`. Nothing here decides what a record means: that is core's.
+//! [`bootstrap::serve`]. Nothing here decides what a record means: that is core's.
 
 pub mod aggregator;
 pub mod alarm;
+pub mod bootstrap;
 pub mod config;
 pub mod kinesis;
 pub mod stream_processor;

@@ -21,11 +21,10 @@ use std::time::Duration;
 use base64::Engine as _;
 use tokio::time::Instant;
 use wildrydes_core::aggregation::{AggregateError, Aggregator};
-use wildrydes_core::minute_store::MinuteStore;
 use wildrydes_core::input::{ShardSource, SourceRecord};
+use wildrydes_core::minute_store::MinuteStore;
+use wildrydes_core::names::{AGGREGATOR_STATE_TABLE, PipelineName};
 use wildrydes_core::rejects::RejectStore;
-use wildrydes_ops::rejects::{list_rejects, redrive};
-use wildrydes_core::names::AGGREGATOR_STATE_TABLE;
 use wildrydes_core::retry::RetryPolicy;
 use wildrydes_core::stream_writer::StreamWriter;
 use wildrydes_core::window::{MinuteWindow, WindowRules};
@@ -34,9 +33,11 @@ use wildrydes_core::{Aggregate, Reading, StatusTime, UnicornName};
 use wildrydes_lambda::aggregator::{AggregatorFunction, Config, handle};
 use wildrydes_lambda::kinesis::AggregatorEvent;
 use wildrydes_local_aws::workshop::{
-    self, AGGREGATES_STREAM, REJECTS_TABLE, READINGS_STREAM, SENSOR_TABLE,
+    self, AGGREGATES_STREAM, READINGS_STREAM, REJECTS_TABLE, SENSOR_TABLE,
 };
 use wildrydes_local_aws::{LocalAws, LocalAwsOptions};
+use wildrydes_ops::rejects::{list_rejects, redrive};
+use wildrydes_testkit::fleet::expected;
 use wildrydes_testkit::{bounded, read_stream};
 
 /// An aggregate's key: its minute (epoch ms) and its unicorn.
@@ -146,44 +147,6 @@ fn cuts<'a>(readings: &'a [Reading], rng: &mut Lcg, max: u64) -> Vec<&'a [Readin
         at = end;
     }
     out
-}
-
-/// The aggregates `readings` must give, by plain arithmetic: per unicorn
-/// and minute of `StatusTime`, the sum of `Distance` and the minimums and
-/// maximums of the vitals, each (unicorn, millisecond) counted once.
-fn expected<'a>(readings: impl IntoIterator<Item = &'a Reading>) -> BTreeMap<Key, Aggregate> {
-    let mut once: BTreeMap<(String, i64), &Reading> = BTreeMap::new();
-    for r in readings {
-        once.entry((r.name.to_string(), r.status_time.epoch_millis()))
-            .or_insert(r);
-    }
-    let mut sums: BTreeMap<Key, (i64, Aggregate)> = BTreeMap::new();
-    for ((name, ms), r) in once {
-        let minute = ms - ms.rem_euclid(MINUTE);
-        let (distance, a) = sums.entry((minute, name)).or_insert_with(|| {
-            let a = Aggregate {
-                name: r.name.clone(),
-                status_time: StatusTime::from_epoch_millis(minute).unwrap(),
-                distance: 0,
-                min_magic_points: r.magic_points,
-                max_magic_points: r.magic_points,
-                min_health_points: r.health_points,
-                max_health_points: r.health_points,
-            };
-            (0, a)
-        });
-        *distance += i64::from(r.distance);
-        a.min_magic_points = a.min_magic_points.min(r.magic_points);
-        a.max_magic_points = a.max_magic_points.max(r.magic_points);
-        a.min_health_points = a.min_health_points.min(r.health_points);
-        a.max_health_points = a.max_health_points.max(r.health_points);
-    }
-    sums.into_iter()
-        .map(|(key, (distance, mut a))| {
-            a.distance = i16::try_from(distance).unwrap();
-            (key, a)
-        })
-        .collect()
 }
 
 /// Asserts that `got` holds exactly `want`, naming every minute that differs.
@@ -407,9 +370,10 @@ impl Harness {
                 .await;
             assert_eq!(outcome.first_failure, None, "{:?}", outcome.error);
         }
-        let (found, unreadable) = wildrydes_ops::aggregates::table_aggregates(&dynamodb, SENSOR_TABLE)
-            .await
-            .unwrap();
+        let (found, unreadable) =
+            wildrydes_ops::aggregates::table_aggregates(&dynamodb, SENSOR_TABLE)
+                .await
+                .unwrap();
         assert!(unreadable.is_empty(), "{unreadable:?}");
         found
     }
@@ -639,7 +603,7 @@ async fn a_reading_beyond_the_horizon_is_a_reject_and_its_redrive_changes_nothin
         let dynamodb = h.local.dynamodb_client();
         let rejects = list_rejects(&dynamodb, REJECTS_TABLE).await.unwrap();
         assert_eq!(rejects.len(), 1, "{rejects:?}");
-        assert_eq!(rejects[0].pipeline, "aggregator");
+        assert_eq!(rejects[0].pipeline, PipelineName::Aggregate);
         assert_eq!(rejects[0].data, straggler.to_json().into_bytes());
         assert!(
             rejects[0].reason.starts_with("beyond the horizon"),

@@ -1,12 +1,12 @@
-//! The real `wildrydes-stream-processor` and `wildrydes-aggregator`
-//! binaries, run under a Lambda runtime API (cargo-lambda's emulator) and
+//! The real `wildrydes-stream-processor`, `wildrydes-aggregator` and
+//! `wildrydes-alarm` binaries, run under a Lambda runtime API (cargo-lambda's emulator) and
 //! invoked with events, against the embedded backend. What this adds to the
 //! handler tests: the binaries' start-up, their configuration from the
 //! environment, the runtime loop, the events they decode and the JSON they
 //! answer Lambda with.
 //!
-//! cargo-lambda comes from `cargo xtask test`, which installs it and names
-//! its folder in `WILDRYDES_TOOLS_BIN`.
+//! cargo-lambda is found as `wildrydes_testkit::tools` says (`cargo xtask
+//! tools` installs it).
 
 #![allow(clippy::unwrap_used)]
 
@@ -28,15 +28,10 @@ fn fixture(name: &str) -> PathBuf {
     ))
 }
 
-async fn count(local: &LocalAws, table: &str) -> i32 {
-    let scan = local
-        .dynamodb_client()
-        .scan()
-        .table_name(table)
-        .send()
+async fn count(local: &LocalAws, table: &str) -> usize {
+    wildrydes_testkit::scan_table(&local.dynamodb_client(), table)
         .await
-        .unwrap();
-    scan.count()
+        .len()
 }
 
 #[tokio::test]
@@ -67,10 +62,7 @@ async fn the_binary_answers_lambda_and_writes_the_table() {
         let output = function.wait_with_output().await.unwrap();
         let logs = String::from_utf8_lossy(&output.stdout);
         // JSON logs and EMF documents, one JSON object per line.
-        let lines: Vec<serde_json::Value> = logs
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-            .collect();
+        let lines = json_lines(&logs);
         assert!(lines.iter().any(
             |l| l["fields"]["message"] == "batch delivered" && l["fields"]["records_in"] == 100
         ));
@@ -86,21 +78,32 @@ async fn the_binary_answers_lambda_and_writes_the_table() {
 
 #[tokio::test]
 async fn without_table_name_the_binary_says_what_to_set() {
-    let output = Command::new(env!("CARGO_BIN_EXE_wildrydes-stream-processor"))
-        .env_clear()
-        .output()
-        .await
-        .unwrap();
+    let said = start_failure(env!("CARGO_BIN_EXE_wildrydes-stream-processor")).await;
+    assert!(
+        said.contains("environment variable TABLE_NAME is not set"),
+        "{said}"
+    );
+}
+
+/// Runs `exe` with an empty environment: it must fail to start; what it
+/// printed.
+async fn start_failure(exe: &str) -> String {
+    let output = Command::new(exe).env_clear().output().await.unwrap();
     assert!(!output.status.success());
-    let all = format!(
+    format!(
         "{}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
-    );
-    assert!(
-        all.contains("environment variable TABLE_NAME is not set"),
-        "{all}"
-    );
+    )
+}
+
+/// A function's standard output, one JSON object (a log line or an EMF
+/// document) per line.
+fn json_lines(stdout: &str) -> Vec<serde_json::Value> {
+    stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
+        .collect()
 }
 
 /// Kills `function` and returns what it wrote on stdout: its JSON logs.
@@ -272,10 +275,7 @@ async fn the_aggregator_binary_follows_a_split_and_flushes_on_schedule() {
         }
 
         let logs = logs_of(function).await;
-        let lines: Vec<serde_json::Value> = logs
-            .lines()
-            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}")))
-            .collect();
+        let lines = json_lines(&logs);
         for shard in [
             "shardId-000000000000",
             "shardId-000000000001",
@@ -299,4 +299,82 @@ async fn the_aggregator_binary_follows_a_split_and_flushes_on_schedule() {
     })
     .await
     .expect("test timed out");
+}
+
+#[tokio::test]
+async fn the_binary_prints_the_alarm_and_answers_lambda() {
+    tokio::time::timeout(Duration::from_secs(120), async {
+        let local = LocalAws::start(LocalAwsOptions::default()).await.unwrap();
+        workshop::ensure_workshop_resources(&local).await.unwrap();
+        let api = RuntimeApi::start().await;
+        let env = [
+            ("ALARM_TABLE_NAME", workshop::ALARM_TABLE),
+            ("ALARM_CONSOLE", "true"),
+        ];
+        let mut function = api.function(env!("CARGO_BIN_EXE_wildrydes-alarm"), &local, &env);
+
+        let response = api.invoke(&fixture("alarm-dip.json")).await;
+        // The same event again, as a Lambda retry would: nothing more.
+        let again = api.invoke(&fixture("alarm-dip.json")).await;
+
+        function.kill().await.unwrap();
+        let output = function.wait_with_output().await.unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(
+            (&response, &again),
+            (
+                &serde_json::json!({ "batchItemFailures": [] }),
+                &serde_json::json!({ "batchItemFailures": [] })
+            ),
+            "the function logged:\n{stdout}"
+        );
+        let lines = json_lines(&stdout);
+        let notifications: Vec<&serde_json::Value> = lines
+            .iter()
+            .filter(|l| l["notification"] == "wildrydes-alarm")
+            .collect();
+        assert_eq!(
+            notifications.len(),
+            1,
+            "one ALARM for both invocations:\n{stdout}"
+        );
+        let n = notifications[0];
+        assert_eq!(n["state"], "ALARM");
+        assert_eq!(n["unicorn"], "Shadowfax");
+        assert_eq!(n["magicPoints"], 49);
+        assert_eq!(n["statusTime"], "2017-06-05 09:17:11.189");
+        assert_eq!(n["id"], "Shadowfax/ALARM/2017-06-05T09:17:11.189Z");
+        assert!(n["position"]["latitude"].is_f64(), "{n}");
+        assert!(
+            lines
+                .iter()
+                .any(|l| l["fields"]["message"] == "batch judged"
+                    && l["fields"]["records_in"] == 7
+                    && l["fields"]["rejected"] == 1)
+        );
+        assert!(
+            lines
+                .iter()
+                .any(|l| l["_aws"].is_object() && l["Notifications"] == 1.0)
+        );
+
+        let rejects =
+            wildrydes_testkit::scan_table(&local.dynamodb_client(), workshop::REJECTS_TABLE).await;
+        assert_eq!(rejects.len(), 1);
+        assert_eq!(rejects[0]["Pipeline"].as_s().unwrap(), "alarm");
+    })
+    .await
+    .expect("test timed out");
+}
+
+#[tokio::test]
+async fn without_a_notifier_the_alarm_binary_says_what_to_set() {
+    let said = start_failure(env!("CARGO_BIN_EXE_wildrydes-alarm")).await;
+    for what_to_set in [
+        "environment variable ALARM_TOPIC_ARN is not set",
+        "ALARM_WEBHOOK_URL",
+        "ALARM_CONSOLE=true",
+    ] {
+        assert!(said.contains(what_to_set), "{said}");
+    }
 }

@@ -47,15 +47,7 @@ fn sort(items: &mut [Item]) {
 }
 
 async fn scan(client: &Client, table: &str) -> Vec<Item> {
-    let mut items: Vec<Item> = client
-        .scan()
-        .table_name(table)
-        .into_paginator()
-        .items()
-        .send()
-        .collect::<Result<_, _>>()
-        .await
-        .unwrap();
+    let mut items = wildrydes_testkit::scan_table(client, table).await;
     if table == workshop::SENSOR_TABLE {
         sort(&mut items);
     }
@@ -171,7 +163,10 @@ async fn garbage_is_rejected_with_its_bytes_and_good_records_beside_it_are_writt
             assert_eq!(&reject.sequence_number, &record.kinesis.sequence_number);
             assert_eq!(reject.shard_id, "shardId-000000000000");
             assert_eq!(reject.stream_arn, record.event_source_arn.clone().unwrap());
-            assert_eq!(reject.pipeline, wildrydes_core::names::PipelineName::Process);
+            assert_eq!(
+                reject.pipeline,
+                wildrydes_core::names::PipelineName::Process
+            );
             assert!(
                 reject.reason.starts_with("record is not JSON"),
                 "{}",

@@ -3,20 +3,18 @@
 //! handler to the Lambda runtime. One thread, as the stream processor's
 //! `bootstrap` (see there): one invocation at a time per process.
 
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
+use lambda_runtime::Error;
 use wildrydes_lambda::alarm::{Config, handle};
-use wildrydes_lambda::kinesis::{ShardEvent, deadline};
-use wildrydes_lambda::telemetry;
+use wildrydes_lambda::bootstrap;
+use wildrydes_lambda::kinesis::ShardEvent;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    telemetry::init_json_logs();
-    let config = Config::from_env().inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let (config, aws) = bootstrap::start(Config::from_env).await?;
     let alarm = config
         .alarm
         .alarm(&aws)
-        .inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
+        .inspect_err(bootstrap::cannot_start)?;
     tracing::info!(
         table = %config.alarm.table_name,
         rejects = %config.alarm.rejects_table_name,
@@ -26,12 +24,11 @@ async fn main() -> Result<(), Error> {
         "alarm ready"
     );
     let alarm = &alarm;
-    let margin = config.deadline_margin;
-    run(service_fn(
-        move |event: LambdaEvent<ShardEvent>| async move {
-            let deadline = deadline(event.context.deadline, margin);
-            Ok::<_, Error>(handle(alarm, event.payload, deadline).await)
+    bootstrap::serve(
+        config.deadline_margin,
+        |event: ShardEvent, deadline| async move {
+            Ok::<_, Error>(handle(alarm, event, deadline).await)
         },
-    ))
+    )
     .await
 }

@@ -7,25 +7,22 @@
 //! 1.5–4.5 µs of CPU per record for nothing (BENCHMARKS.md). Below 1,769 MB
 //! a function has less than one vCPU anyway.
 
-use lambda_runtime::{Error, LambdaEvent, run, service_fn};
-use wildrydes_lambda::kinesis::{ShardEvent, deadline};
+use lambda_runtime::Error;
+use wildrydes_lambda::bootstrap;
+use wildrydes_lambda::kinesis::ShardEvent;
 use wildrydes_lambda::stream_processor::{Config, handle};
-use wildrydes_lambda::telemetry;
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Error> {
-    telemetry::init_json_logs();
-    let config = Config::from_env().inspect_err(|e| tracing::error!(error = %e, "cannot start"))?;
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let (config, aws) = bootstrap::start(Config::from_env).await?;
     let processor = config.processor(aws_sdk_dynamodb::Client::new(&aws));
     tracing::info!(table = %config.table_name, rejects = %config.rejects_table_name, "stream processor ready");
     let processor = &processor;
-    let margin = config.deadline_margin;
-    run(service_fn(
-        move |event: LambdaEvent<ShardEvent>| async move {
-            let deadline = deadline(event.context.deadline, margin);
-            Ok::<_, Error>(handle(processor, event.payload, deadline).await)
+    bootstrap::serve(
+        config.deadline_margin,
+        |event: ShardEvent, deadline| async move {
+            Ok::<_, Error>(handle(processor, event, deadline).await)
         },
-    ))
+    )
     .await
 }
