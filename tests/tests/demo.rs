@@ -18,7 +18,11 @@ fn bin_dir() -> PathBuf {
     let producer = cargo_bin("wildrydes-producer", "producer");
     let daemon = cargo_bin("wildrydes-daemon", "wildrydes-daemon");
     let dir = producer.parent().unwrap().to_path_buf();
-    assert_eq!(daemon.parent(), Some(dir.as_path()), "cargo puts binaries in one folder");
+    assert_eq!(
+        daemon.parent(),
+        Some(dir.as_path()),
+        "cargo puts binaries in one folder"
+    );
     dir
 }
 

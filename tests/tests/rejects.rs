@@ -6,15 +6,14 @@
 use std::time::Duration;
 
 use aws_sdk_kinesis::primitives::Blob;
-use aws_sdk_kinesis::types::ShardIteratorType;
 use tokio::time::Instant;
-use wildrydes_core::input::{ShardSource, SourceRecord};
+use wildrydes_core::input::ShardSource;
 use wildrydes_core::process::Processor;
 use wildrydes_core::rejects::RejectStore;
-use wildrydes_ops::rejects;
 use wildrydes_core::writer::{TableWriter, WriterConfig};
 use wildrydes_local_aws::workshop::{self, AGGREGATES_STREAM, REJECTS_TABLE, SENSOR_TABLE};
-use wildrydes_testkit::{bounded, start_local_aws};
+use wildrydes_ops::rejects;
+use wildrydes_testkit::{bounded, read_stream, start_local_aws};
 
 #[tokio::test]
 async fn rejects_are_listed_and_redriven_to_their_stream() {
@@ -46,7 +45,7 @@ async fn rejects_are_listed_and_redriven_to_their_stream() {
             .await
             .unwrap();
         let stream_arn = summary.stream_description_summary().unwrap().stream_arn().to_owned();
-        let read = read_all(&kinesis).await;
+        let read = read_stream(&kinesis, AGGREGATES_STREAM).await;
         assert_eq!(read.len(), 3);
 
         let writer = |table: &str| TableWriter::new(dynamodb.clone(), table, WriterConfig::default());
@@ -76,7 +75,7 @@ async fn rejects_are_listed_and_redriven_to_their_stream() {
         assert!(rejects::list_rejects(&dynamodb, REJECTS_TABLE).await.unwrap().is_empty());
 
         // The stream now also holds both bad records again, bytes unchanged.
-        let again = read_all(&kinesis).await;
+        let again = read_stream(&kinesis, AGGREGATES_STREAM).await;
         assert_eq!(again.len(), 5);
         let mut redriven: Vec<_> = again[3..].iter().map(|r| r.data.clone()).collect();
         redriven.sort();
@@ -85,27 +84,4 @@ async fn rejects_are_listed_and_redriven_to_their_stream() {
         assert_eq!(redriven, bad);
     })
     .await;
-}
-
-/// Every record of the one-shard aggregate stream, from the start.
-async fn read_all(kinesis: &aws_sdk_kinesis::Client) -> Vec<SourceRecord> {
-    let iterator = kinesis
-        .get_shard_iterator()
-        .stream_name(AGGREGATES_STREAM)
-        .shard_id("shardId-000000000000")
-        .shard_iterator_type(ShardIteratorType::TrimHorizon)
-        .send()
-        .await
-        .unwrap();
-    let records = kinesis
-        .get_records()
-        .shard_iterator(iterator.shard_iterator().unwrap())
-        .send()
-        .await
-        .unwrap();
-    records
-        .records()
-        .iter()
-        .map(SourceRecord::from)
-        .collect()
 }

@@ -60,7 +60,10 @@ fn graph() -> Graph {
             .map(|d| name_of[d["pkg"].as_str().unwrap()].to_owned())
             .filter(|d| d != "workspace-hack")
             .collect();
-        normal.entry(name).or_insert_with(BTreeSet::new).extend(deps);
+        normal
+            .entry(name)
+            .or_insert_with(BTreeSet::new)
+            .extend(deps);
     }
     Graph { normal, members }
 }
@@ -109,7 +112,10 @@ fn our_crates_depend_inward_only() {
             "wildrydes-ops",
             &["wildrydes-cli", "wildrydes-core", "wildrydes-local-aws"],
         ),
-        ("wildrydes-testkit", &["wildrydes-core", "wildrydes-local-aws"]),
+        (
+            "wildrydes-testkit",
+            &["wildrydes-core", "wildrydes-local-aws"],
+        ),
         ("xtask", &[]),
     ];
     for (name, deps) in expected {
@@ -145,7 +151,12 @@ fn no_production_binary_links_the_emulators() {
     let g = graph();
     for name in ["wildrydes-lambda", "wildrydes-daemon", "wildrydes-producer"] {
         let reach = g.reach(name);
-        for dep in ["wildrydes-local-aws", "wildrydes-testkit", "ferrokinesis", "dynoxide-rs"] {
+        for dep in [
+            "wildrydes-local-aws",
+            "wildrydes-testkit",
+            "ferrokinesis",
+            "dynoxide-rs",
+        ] {
             assert!(!reach.contains(dep), "{name} links {dep}");
         }
     }
@@ -160,7 +171,11 @@ fn xtask_stays_light() {
         .filter(|d| d.starts_with("aws-") || *d == "tokio" || d.starts_with("wildrydes-"))
         .collect();
     assert!(heavy.is_empty(), "xtask depends on {heavy:?}");
-    assert!(reach.len() < 60, "xtask pulls {} crates: {reach:?}", reach.len());
+    assert!(
+        reach.len() < 60,
+        "xtask pulls {} crates: {reach:?}",
+        reach.len()
+    );
 }
 
 #[test]

@@ -42,7 +42,11 @@ struct Cli {
 /// The arguments of an operation, passed on untouched (`--help` included).
 #[derive(Debug, clap::Args)]
 struct Passed {
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, value_name = "ARGS")]
+    #[arg(
+        trailing_var_arg = true,
+        allow_hyphen_values = true,
+        value_name = "ARGS"
+    )]
     args: Vec<OsString>,
 }
 
@@ -135,7 +139,12 @@ mod tests {
     #[test]
     fn an_operations_flags_are_passed_on_untouched() {
         let parsed = Cli::try_parse_from([
-            "xtask", "deploy", "--help", "--region", "eu-west-1", "--skip-build",
+            "xtask",
+            "deploy",
+            "--help",
+            "--region",
+            "eu-west-1",
+            "--skip-build",
         ])
         .unwrap();
         let Task::Deploy(p) = parsed.task else {
@@ -145,9 +154,17 @@ mod tests {
     }
 
     #[test]
-    fn project_root_is_the_workspace() {
-        let manifest =
-            std::fs::read_to_string(project_root().join("Cargo.toml")).unwrap_or_default();
-        assert!(manifest.contains("[workspace]"));
+    fn project_root_is_the_workspace_that_holds_xtask() {
+        let root = project_root();
+        assert!(
+            root.join("xtask/Cargo.toml").is_file(),
+            "{}",
+            root.display()
+        );
+        assert!(
+            root.join(".cargo/config.toml").is_file(),
+            "{}",
+            root.display()
+        );
     }
 }

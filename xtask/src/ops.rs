@@ -12,7 +12,6 @@ use std::path::PathBuf;
 use anyhow::Context as _;
 use xshell::{Shell, cmd};
 
-
 use crate::tools;
 
 /// Runs `wildrydes-ops <operation> <args>` from the workspace root.
@@ -40,7 +39,10 @@ pub(crate) fn run(sh: &Shell, operation: &str, args: &[OsString]) -> anyhow::Res
         .with_context(|| format!("cannot build the {operation} operation (errors above)"))?;
     let exe = target_dir(sh).join("debug/wildrydes-ops");
     let mut command = std::process::Command::new(&exe);
-    command.arg(operation).args(args).current_dir(sh.current_dir());
+    command
+        .arg(operation)
+        .args(args)
+        .current_dir(sh.current_dir());
     // Deploy builds the Lambda zips with cargo-lambda from the pinned tools.
     if operation == "deploy" && !help {
         command.env(tools::TOOLS_BIN_ENV, tools::ensure_venv(sh)?.bin);

@@ -417,7 +417,10 @@ mod tests {
             .behavior_version_latest()
             .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
             .build();
-        StateStore::new(Client::from_conf(config), wildrydes_core::names::ALARM_TABLE)
+        StateStore::new(
+            Client::from_conf(config),
+            wildrydes_core::names::ALARM_TABLE,
+        )
     }
 
     #[test]

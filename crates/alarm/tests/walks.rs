@@ -20,8 +20,9 @@ use wildrydes_alarm::store::{Claim, Written};
 use wildrydes_alarm::{AlarmError, AlarmState, MemoryNotifier, Notification, Notifier};
 use wildrydes_core::UnicornName;
 use wildrydes_core::input::SourceRecord;
-use wildrydes_ops::rejects::list_rejects;
+use wildrydes_core::names::PipelineName;
 use wildrydes_local_aws::workshop;
+use wildrydes_ops::rejects::list_rejects;
 
 fn memory() -> MemoryNotifier {
     MemoryNotifier::new("memory")
@@ -420,7 +421,7 @@ async fn bad_records_are_kept_as_rejects_of_the_alarm_and_the_rest_goes_on() {
             .await
             .unwrap();
         assert_eq!(rejects.len(), 1);
-        assert_eq!(rejects[0].pipeline, "alarm");
+        assert_eq!(rejects[0].pipeline, PipelineName::Alarm);
         assert_eq!(rejects[0].sequence_number, batch[1].sequence_number);
         assert!(
             rejects[0].reason.starts_with("record is not JSON"),

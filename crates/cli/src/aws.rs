@@ -13,8 +13,7 @@ use aws_config::{BehaviorVersion, Region, SdkConfig};
 pub const FALLBACK_REGION: &str = "us-east-1";
 
 /// AWS connection settings shared by every binary.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-#[derive(clap::Args)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, clap::Args)]
 pub struct AwsArgs {
     /// AWS region, e.g. us-west-2 [default: AWS_REGION, then the profile's
     /// region, then us-east-1]

@@ -357,6 +357,14 @@ mod tests {
     use super::*;
     use crate::{KeyAttribute, TableSpec, ensure_stream, ensure_table};
 
+    /// Options that keep the state in `dir`.
+    fn kept_in(dir: &std::path::Path) -> LocalAwsOptions {
+        LocalAwsOptions {
+            data_dir: Some(dir.to_path_buf()),
+            ..LocalAwsOptions::default()
+        }
+    }
+
     /// Every test here finishes in well under a second; this only turns a
     /// hang into a failure.
     async fn bounded<F: Future>(test: F) -> F::Output {
@@ -396,10 +404,7 @@ mod tests {
     async fn file_backed_state_survives_a_restart() {
         bounded(async {
             let dir = tempfile::tempdir().unwrap();
-            let options = LocalAwsOptions {
-                data_dir: Some(dir.path().to_path_buf()),
-                ..LocalAwsOptions::default()
-            };
+            let options = kept_in(dir.path());
 
             let first = LocalAws::start(options.clone()).await.unwrap();
             let kinesis = first.kinesis_client();
@@ -470,10 +475,7 @@ mod tests {
     async fn a_data_dir_in_use_is_refused_until_released() {
         bounded(async {
             let dir = tempfile::tempdir().unwrap();
-            let options = LocalAwsOptions {
-                data_dir: Some(dir.path().to_path_buf()),
-                ..LocalAwsOptions::default()
-            };
+            let options = kept_in(dir.path());
             let first = LocalAws::start(options.clone()).await.unwrap();
 
             let refused = LocalAws::start(options.clone()).await.unwrap_err();
@@ -499,10 +501,7 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             std::fs::create_dir_all(dir.path().join(KINESIS_DIR)).unwrap();
             std::fs::write(dir.path().join(KINESIS_DIR).join("wal.log"), "not a log").unwrap();
-            let options = LocalAwsOptions {
-                data_dir: Some(dir.path().to_path_buf()),
-                ..LocalAwsOptions::default()
-            };
+            let options = kept_in(dir.path());
             let err = LocalAws::start(options).await.unwrap_err();
             assert!(
                 matches!(&err, LocalAwsError::KinesisState { path, .. } if path.ends_with(KINESIS_DIR)),

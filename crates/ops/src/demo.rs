@@ -19,11 +19,11 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::aggregates::{Key, Verification};
 use anyhow::Context as _;
 use tokio::io::AsyncBufReadExt as _;
 use tokio::process::{Child, Command};
 use wildrydes_core::Aggregate;
-use crate::aggregates::{Key, Verification};
 use wildrydes_local_aws::{LocalAws, LocalAwsOptions, workshop};
 
 use crate::verify::verify_ledgers;
@@ -99,7 +99,8 @@ pub async fn run(opts: &DemoOptions) -> anyhow::Result<DemoReport> {
     let mut env = local.env_vars();
     let mut faults = None;
     if opts.faults {
-        let (url, counts) = wildrydes_local_aws::fault_proxy::start(&local.dynamodb_endpoint(), 2).await?;
+        let (url, counts) =
+            wildrydes_local_aws::fault_proxy::start(&local.dynamodb_endpoint(), 2).await?;
         for (name, value) in &mut env {
             if *name == "AWS_ENDPOINT_URL_DYNAMODB" {
                 value.clone_from(&url);

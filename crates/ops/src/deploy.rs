@@ -253,14 +253,10 @@ pub fn run(
             &options.lambda_dir,
         )?;
     }
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the tokio runtime")?
-        .block_on(async {
-            let config = flags.aws.sdk_config().await;
-            deploy(&config, &options).await.map(|_| ())
-        })
+    crate::block_on(async {
+        let config = flags.aws.sdk_config().await;
+        deploy(&config, &options).await.map(|_| ())
+    })
 }
 
 /// Deploys with `config` (credentials, region, endpoint) as `options` say,

@@ -8,7 +8,6 @@
 
 use std::time::{Duration, Instant};
 
-use anyhow::Context as _;
 use aws_config::SdkConfig;
 use wildrydes_cli::AwsArgs;
 
@@ -74,14 +73,10 @@ pub fn run(flags: Flags) -> anyhow::Result<()> {
         delete_data: flags.delete_data,
         timeout: Duration::from_secs(flags.timeout),
     };
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the tokio runtime")?
-        .block_on(async {
-            let config = flags.aws.sdk_config().await;
-            destroy(&config, &options).await.map(|_| ())
-        })
+    crate::block_on(async {
+        let config = flags.aws.sdk_config().await;
+        destroy(&config, &options).await.map(|_| ())
+    })
 }
 
 /// Deletes the stack with `config` as `options` say, printing progress.

@@ -17,11 +17,11 @@
 //! - [`artifacts`]: the Lambda zips: building with cargo-lambda, hashing,
 //!   uploading to S3 under content-addressed keys.
 //! - [`aws_error`]: SDK errors as one line that says what to do.
+//! - [`template`]: `infra/wildrydes.yaml` and the names fixed in it.
 //!
 //! `deploy`, `destroy` and their modules (`stack`, `artifacts`,
 //! `aws_error`) are behind the default feature `deploy`: the CloudFormation
 //! and S3 SDKs are a third of a clean build, which the demo does without.
-//! - [`template`]: `infra/wildrydes.yaml` and the names fixed in it.
 
 pub mod aggregates;
 #[cfg(feature = "deploy")]
@@ -40,3 +40,14 @@ pub mod stack;
 pub mod tail;
 pub mod template;
 pub mod verify;
+
+/// Runs an operation's body to its end on a runtime of its own, on this
+/// thread: each operation is one run of the program.
+pub fn block_on<T>(operation: impl Future<Output = anyhow::Result<T>>) -> anyhow::Result<T> {
+    use anyhow::Context as _;
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the tokio runtime")?
+        .block_on(operation)
+}

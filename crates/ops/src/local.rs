@@ -3,7 +3,7 @@
 
 use anyhow::Context as _;
 use wildrydes_local_aws::workshop::{
-    AGGREGATES_STREAM, REJECTS_TABLE, READINGS_STREAM, SENSOR_TABLE, ensure_workshop_resources,
+    AGGREGATES_STREAM, READINGS_STREAM, REJECTS_TABLE, SENSOR_TABLE, ensure_workshop_resources,
 };
 use wildrydes_local_aws::{LocalAws, LocalAwsOptions};
 

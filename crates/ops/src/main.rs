@@ -8,9 +8,9 @@
 use std::path::{Path, PathBuf};
 
 use clap::{Args, Parser, Subcommand};
+use wildrydes_ops::{demo, local, rejects, tail, verify};
 #[cfg(feature = "deploy")]
 use wildrydes_ops::{deploy, destroy};
-use wildrydes_ops::{demo, local, rejects, tail, verify};
 
 /// Operations of the Wild Rydes pipeline: deploy it to AWS, run it locally,
 /// look at what it did. Every operation honours --region, --profile,
@@ -185,7 +185,7 @@ fn run_demo(flags: &DemoFlags) -> anyhow::Result<()> {
 }
 
 fn run_verify(flags: &VerifyFlags) -> anyhow::Result<()> {
-    tokio::runtime::Runtime::new()?.block_on(async {
+    wildrydes_ops::block_on(async {
         let config = flags.aws.sdk_config().await;
         let dynamodb = aws_sdk_dynamodb::Client::new(&config);
         let ledgers: Vec<_> = flags.ledger.iter().map(PathBuf::as_path).collect();
@@ -207,7 +207,7 @@ fn run_verify(flags: &VerifyFlags) -> anyhow::Result<()> {
 }
 
 fn run_tail(flags: &TailFlags) -> anyhow::Result<()> {
-    tokio::runtime::Runtime::new()?.block_on(async {
+    wildrydes_ops::block_on(async {
         let config = flags.aws.sdk_config().await;
         tail::tail(
             &aws_sdk_kinesis::Client::new(&config),
@@ -235,20 +235,29 @@ mod tests {
     use super::*;
 
     #[test]
+    fn in_memory_and_data_dir_exclude_each_other() {
+        let parsed =
+            Cli::try_parse_from(["wildrydes-ops", "local", "--in-memory", "--data-dir", "x"]);
+        assert!(parsed.is_err());
+    }
+
+    #[test]
     fn flags_are_consistent() {
         Cli::command().debug_assert();
     }
 
     #[test]
-    fn in_memory_and_data_dir_exclude_each_other() {
-        let parsed = Cli::try_parse_from(["wildrydes-ops", "local", "--in-memory", "--data-dir", "x"]);
-        assert!(parsed.is_err());
-    }
-
-    #[test]
-    fn project_root_is_the_workspace() {
-        let manifest =
-            std::fs::read_to_string(project_root().join("Cargo.toml")).unwrap_or_default();
-        assert!(manifest.contains("[workspace]"));
+    fn project_root_is_the_workspace_that_holds_this_crate() {
+        let root = project_root();
+        assert!(
+            root.join("crates/ops/Cargo.toml").is_file(),
+            "{}",
+            root.display()
+        );
+        assert!(
+            root.join("infra/wildrydes.yaml").is_file(),
+            "{}",
+            root.display()
+        );
     }
 }

@@ -63,8 +63,7 @@ pub async fn run(flags: Flags) -> anyhow::Result<()> {
         } => {
             let kinesis = aws_sdk_kinesis::Client::new(&config);
             let select = |r: &Reject| {
-                all || record_ids.contains(&r.record_id())
-                    || pipeline == Some(r.pipeline)
+                all || record_ids.contains(&r.record_id()) || pipeline == Some(r.pipeline)
             };
             let report = redrive(&dynamodb, &kinesis, &flags.table, select)
                 .await

@@ -5,9 +5,9 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use crate::aggregates::{self as verify, Key, Verification};
 use anyhow::Context as _;
 use wildrydes_core::Reading;
-use crate::aggregates::{self as verify, Key, Verification};
 
 /// Every reading of a producer ledger (`producer --ledger`), as sent.
 pub fn ledger_readings(path: &Path) -> anyhow::Result<Vec<Reading>> {

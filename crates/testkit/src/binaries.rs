@@ -11,7 +11,15 @@ use std::process::Command;
 pub fn cargo_bin(package: &str, bin: &str) -> PathBuf {
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let output = Command::new(cargo)
-        .args(["build", "--quiet", "--message-format=json", "-p", package, "--bin", bin])
+        .args([
+            "build",
+            "--quiet",
+            "--message-format=json",
+            "-p",
+            package,
+            "--bin",
+            bin,
+        ])
         .current_dir(crate::tools::workspace_root())
         .output()
         .unwrap_or_else(|e| panic!("cannot run cargo to build {bin}: {e}"));

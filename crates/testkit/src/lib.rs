@@ -12,8 +12,8 @@
 //! - [`binaries`]: another package's binary, built now and located by
 //!   cargo, never a stale file in `target/debug`.
 //! - [`fleet`]: seeded fleets of readings with their arithmetic oracle.
-//! - [`free_port`], [`read_stream`], [`bounded`], [`readings_of_minute`],
-//!   [`WORKSHOP_DAY`].
+//! - [`free_port`], [`read_stream`], [`scan_table`], [`bounded`],
+//!   [`readings_of_minute`], [`WORKSHOP_DAY`].
 //!
 //! The rules tests follow: each starts its own backend on random ports (so
 //! tests run in parallel), is bounded in time with [`bounded`], and never
@@ -25,8 +25,11 @@ pub mod lambda_runtime;
 pub mod moto;
 pub mod tools;
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::time::Duration;
+
+use aws_sdk_dynamodb::types::AttributeValue;
 
 use wildrydes_core::input::SourceRecord;
 use wildrydes_core::{Aggregate, Reading, StatusTime};
@@ -97,6 +100,22 @@ pub fn readings_of_minute(aggregate: &Aggregate, offset_ms: i64) -> Vec<Reading>
             }
         })
         .collect()
+}
+
+/// Every item of `table`, page by page: a Scan, fine for a test's tables.
+pub async fn scan_table(
+    dynamodb: &aws_sdk_dynamodb::Client,
+    table: &str,
+) -> Vec<HashMap<String, AttributeValue>> {
+    dynamodb
+        .scan()
+        .table_name(table)
+        .into_paginator()
+        .items()
+        .send()
+        .collect::<Result<_, _>>()
+        .await
+        .unwrap_or_else(|e| panic!("cannot scan {table}: {e:?}"))
 }
 
 /// The workshop's day of Shadowfax aggregates (1440 lines), as text.
