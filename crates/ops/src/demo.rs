@@ -176,10 +176,18 @@ pub async fn run(opts: &DemoOptions) -> anyhow::Result<DemoReport> {
         None
     };
 
+    // The producer runs for `duration / time-scale` of real time: under
+    // faults a daemon is killed every third of that (every 3 s at most), so
+    // that both are killed at least once however short the run.
+    let producing = Duration::from_secs_f64(
+        f64::from(u32::try_from(opts.duration_secs).unwrap_or(u32::MAX))
+            / f64::from(opts.time_scale.max(1)),
+    );
+    let kill_every = (producing / 3).clamp(Duration::from_millis(500), Duration::from_secs(3));
     let mut restarts = 0;
     let status = loop {
         let wait = if opts.faults {
-            Duration::from_secs(3)
+            kill_every
         } else {
             Duration::from_secs(3600)
         };
