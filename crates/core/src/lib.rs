@@ -22,6 +22,8 @@
 //!   per unicorn and minute in DynamoDB.
 //! - [`names`]: every stream and table name, and `PipelineName`, the one
 //!   enum of the three pipelines.
+//! - [`kpl`]: the KPL's aggregated record (many user records in one Kinesis
+//!   record): `deaggregate` and `AggregateBuilder`.
 //!
 //! Parsing is in a private module (`json`) that turns any bytes into either a
 //! record or a typed error, without panicking.
@@ -37,6 +39,7 @@ pub mod error;
 pub mod input;
 pub mod item;
 mod json;
+pub mod kpl;
 pub mod minute_store;
 pub mod name;
 pub mod names;
