@@ -316,6 +316,7 @@ impl Aggregator {
                 }
                 Err(e) => {
                     let record = SourceRecord {
+                        sub_sequence_number: None,
                         sequence_number: format!("minute-{}-{}", e.minute.epoch_millis(), e.name),
                         partition_key: e.name.to_string(),
                         data: Vec::new(),

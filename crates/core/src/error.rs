@@ -70,6 +70,15 @@ pub enum ValidationError {
         /// The limit it broke.
         limit: usize,
     },
+    /// A KPL aggregate that cannot be read (bad MD5, truncated protobuf):
+    /// its user records are lost to the pipeline, the bytes are kept whole.
+    #[error(
+        "record is a KPL aggregate that cannot be read ({reason}): kept whole; check the producer's aggregation library"
+    )]
+    CorruptAggregate {
+        /// The codec's account.
+        reason: String,
+    },
     /// Not UTF-8 JSON at all (includes numbers JSON cannot hold, such as `1e999`).
     #[error("record is not JSON ({reason}): {shown}")]
     NotJson {

@@ -64,6 +64,16 @@ impl<'a> Fields<'a> {
                 limit: MAX_RECORD_BYTES,
             });
         }
+        // Consumers deaggregate before validation; an aggregate still here
+        // is one that could not be read.
+        if crate::kpl::is_aggregated(bytes) {
+            return Err(ValidationError::CorruptAggregate {
+                reason: crate::kpl::deaggregate(bytes).map_or_else(
+                    |e| e.to_string(),
+                    |_| "it reached validation without being deaggregated".to_owned(),
+                ),
+            });
+        }
         let not_json = |e: serde_json::Error| ValidationError::NotJson {
             reason: e.to_string(),
             shown: truncate_bytes_for_display(bytes),

@@ -161,6 +161,7 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, line)| SourceRecord {
+                sub_sequence_number: None,
                 sequence_number: format!("{:056}", i + 1),
                 partition_key: "Shadowfax".into(),
                 data: line.as_bytes().to_vec(),

@@ -28,6 +28,8 @@ pub struct Reject {
     pub shard_id: String,
     /// Its sequence number in the shard.
     pub sequence_number: String,
+    /// Its place in its KPL aggregate; `None` for a plain record.
+    pub sub_sequence_number: Option<u64>,
     /// Its partition key, for putting it back.
     pub partition_key: String,
     /// Its bytes, cut at [`MAX_KEPT_BYTES`].
@@ -80,6 +82,7 @@ impl Reject {
             stream_arn: source.stream_arn.clone(),
             shard_id: source.shard_id.clone(),
             sequence_number: record.sequence_number.clone(),
+            sub_sequence_number: record.sub_sequence_number,
             partition_key: record.partition_key.clone(),
             data: record.data[..record.data.len().min(MAX_KEPT_BYTES)].to_vec(),
             size: record.data.len(),
@@ -89,20 +92,24 @@ impl Reject {
         }
     }
 
-    /// The table key: one item per record of a stream, however often replayed.
+    /// The table key: one item per record of a stream, however often
+    /// replayed; a user record of an aggregate adds its place.
     pub fn record_id(&self) -> String {
         let stream = self
             .stream_arn
             .rsplit('/')
             .next()
             .unwrap_or(&self.stream_arn);
-        format!("{stream}/{}/{}", self.shard_id, self.sequence_number)
+        match self.sub_sequence_number {
+            None => format!("{stream}/{}/{}", self.shard_id, self.sequence_number),
+            Some(sub) => format!("{stream}/{}/{}/{sub}", self.shard_id, self.sequence_number),
+        }
     }
 
     /// The reject as a table item.
     pub fn to_item(&self) -> Item {
         let s = |v: &str| AttributeValue::S(v.to_owned());
-        HashMap::from([
+        let mut item = HashMap::from([
             ("RecordId".to_owned(), s(&self.record_id())),
             ("StreamArn".to_owned(), s(&self.stream_arn)),
             ("ShardId".to_owned(), s(&self.shard_id)),
@@ -121,7 +128,14 @@ impl Reject {
                     .rejected_at
                     .to_rfc3339_opts(SecondsFormat::Millis, true)),
             ),
-        ])
+        ]);
+        if let Some(sub) = self.sub_sequence_number {
+            item.insert(
+                "SubSequenceNumber".to_owned(),
+                AttributeValue::N(sub.to_string()),
+            );
+        }
+        item
     }
 
     /// Reads a reject back from its table item.
@@ -158,6 +172,15 @@ impl Reject {
             stream_arn: s("StreamArn")?,
             shard_id: s("ShardId")?,
             sequence_number: s("SequenceNumber")?,
+            sub_sequence_number: match item.get("SubSequenceNumber") {
+                None => None,
+                Some(v) => Some(
+                    v.as_n()
+                        .ok()
+                        .and_then(|n| n.parse().ok())
+                        .ok_or_else(|| bad("SubSequenceNumber"))?,
+                ),
+            },
             partition_key: s("PartitionKey")?,
             data,
             size,
@@ -204,6 +227,7 @@ mod tests {
             stream_arn: "arn:aws:kinesis:us-east-1:000000000000:stream/wildrydes-aggregated".into(),
             shard_id: "shardId-000000000000".into(),
             sequence_number: "49590338271490256608559692538361571095921575989136588898".into(),
+            sub_sequence_number: None,
             partition_key: "Shadowfax".into(),
             data: b"\xff not json".to_vec(),
             size: 10,
@@ -218,5 +242,13 @@ mod tests {
             "wildrydes-aggregated/shardId-000000000000/49590338271490256608559692538361571095921575989136588898"
         );
         assert_eq!(Reject::from_item(&reject.to_item()).unwrap(), reject);
+
+        // A user record of an aggregate: its place is in the key and kept.
+        let user = Reject {
+            sub_sequence_number: Some(7),
+            ..reject.clone()
+        };
+        assert_eq!(user.record_id(), format!("{}/7", reject.record_id()));
+        assert_eq!(Reject::from_item(&user.to_item()).unwrap(), user);
     }
 }

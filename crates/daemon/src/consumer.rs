@@ -131,6 +131,9 @@ impl ShardConsumer {
         let mut committed_at = Instant::now();
         let mut hash_range = None;
         let mut adopted_at: Option<Instant> = None;
+        // An iterator from a checkpoint starts at its record: the user
+        // records up to the checkpoint's are handled already.
+        let mut skip: Option<(String, u64)> = None;
         loop {
             let keeps_state = matches!(*self.pipeline, Pipeline::Aggregate(..));
             if keeps_state
@@ -183,7 +186,13 @@ impl ShardConsumer {
                     // since is handled again.
                     uncommitted = None;
                     match self.iterator_at(&committed).await {
-                        Ok(Some(it)) => it,
+                        Ok(Some(it)) => {
+                            skip = match &committed {
+                                Checkpoint::After(seq, sub) => Some((seq.clone(), *sub)),
+                                _ => None,
+                            };
+                            it
+                        }
                         Ok(None) => return Ended::ShardEnd,
                         Err(e) => {
                             tracing::warn!(shard, error = %e, "cannot get a shard iterator");
@@ -236,8 +245,17 @@ impl ShardConsumer {
                     behind as f64,
                 );
             }
-            let records: Vec<SourceRecord> =
-                output.records().iter().map(SourceRecord::from).collect();
+            let mut records: Vec<SourceRecord> = wildrydes_core::input::user_records(
+                output.records().iter().map(SourceRecord::from),
+            );
+            if let Some((seq, sub)) = &skip {
+                records.retain(|r| r.sequence_number != *seq || r.position().1 > *sub);
+                // The checkpoint's record comes first: once a page has
+                // records, nothing more can be at or before it.
+                if !output.records().is_empty() {
+                    skip = None;
+                }
+            }
             let next = output.next_shard_iterator;
             // No records on a shard still open: the pipeline emits what fell
             // silent (with `flush_all`, everything: the shard fell silent).
@@ -280,9 +298,8 @@ impl ShardConsumer {
                     .add("wildrydes_batch_seconds_count", pipeline, &shard, 1.0);
                 self.count(&handled, records.len());
                 if handled.done > 0 {
-                    uncommitted = Some(Checkpoint::After(
-                        records[handled.done - 1].sequence_number.clone(),
-                    ));
+                    let (seq, sub) = records[handled.done - 1].position();
+                    uncommitted = Some(Checkpoint::After(seq.to_owned(), sub));
                 }
                 if handled.done < records.len() {
                     tracing::warn!(
@@ -458,8 +475,10 @@ impl ShardConsumer {
             Checkpoint::ShardEnd => return Ok(None),
             Checkpoint::TrimHorizon => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
             Checkpoint::Latest => request.shard_iterator_type(ShardIteratorType::Latest),
-            Checkpoint::After(seq) => request
-                .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+            // At the record, not after it: its user records after the
+            // checkpoint's are still to be handled (see `run`).
+            Checkpoint::After(seq, _) => request
+                .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
                 .starting_sequence_number(seq),
         };
         let output = request

@@ -27,8 +27,12 @@ pub enum Checkpoint {
     TrimHorizon,
     /// From records put after the consumer starts.
     Latest,
-    /// After this sequence number.
-    After(String),
+    /// After the user record `.1` of the record with sequence number `.0`
+    /// (0 for a plain record, which has one): KCL's `checkpoint` and
+    /// `checkpointSubSequenceNumber`. Reading resumes at that record,
+    /// skipping its user records up to and including `.1`, so a stop in
+    /// the middle of a KPL aggregate neither loses nor repeats a reading.
+    After(String, u64),
     /// The shard is closed and fully processed: its children may start.
     ShardEnd,
 }
@@ -39,18 +43,26 @@ impl Checkpoint {
         match self {
             Checkpoint::TrimHorizon => "TRIM_HORIZON",
             Checkpoint::Latest => "LATEST",
-            Checkpoint::After(seq) => seq,
+            Checkpoint::After(seq, _) => seq,
             Checkpoint::ShardEnd => "SHARD_END",
         }
     }
 
-    /// Reads KCL's form.
-    pub fn parse(s: &str) -> Self {
+    /// KCL's `checkpointSubSequenceNumber`: 0 but inside an aggregate.
+    pub fn sub_sequence_number(&self) -> u64 {
+        match self {
+            Checkpoint::After(_, sub) => *sub,
+            _ => 0,
+        }
+    }
+
+    /// Reads KCL's form: `checkpoint` and `checkpointSubSequenceNumber`.
+    pub fn parse(s: &str, sub_sequence_number: u64) -> Self {
         match s {
             "TRIM_HORIZON" => Checkpoint::TrimHorizon,
             "LATEST" => Checkpoint::Latest,
             "SHARD_END" => Checkpoint::ShardEnd,
-            seq => Checkpoint::After(seq.to_owned()),
+            seq => Checkpoint::After(seq.to_owned(), sub_sequence_number),
         }
     }
 }
@@ -206,7 +218,10 @@ impl LeaseTable {
             .item(KEY, s(shard_id))
             .item("leaseCounter", n(0))
             .item("checkpoint", s(start.as_str()))
-            .item("checkpointSubSequenceNumber", n(0))
+            .item(
+                "checkpointSubSequenceNumber",
+                n(i64::try_from(start.sub_sequence_number()).unwrap_or(i64::MAX)),
+            )
             .item("ownerSwitchesSinceCheckpoint", n(0))
             .condition_expression("attribute_not_exists(leaseKey)");
         if !parents.is_empty() {
@@ -265,9 +280,13 @@ impl LeaseTable {
         self.change_held(shard_id, worker, counter, "checkpoint", |update| {
             update
                 .update_expression(
-                    "SET leaseCounter = :next, checkpoint = :cp, ownerSwitchesSinceCheckpoint = :zero",
+                    "SET leaseCounter = :next, checkpoint = :cp, checkpointSubSequenceNumber = :sub, ownerSwitchesSinceCheckpoint = :zero",
                 )
                 .expression_attribute_values(":cp", s(checkpoint.as_str()))
+                .expression_attribute_values(
+                    ":sub",
+                    n(i64::try_from(checkpoint.sub_sequence_number()).unwrap_or(i64::MAX)),
+                )
                 .expression_attribute_values(":zero", n(0))
         })
         .await
@@ -398,7 +417,12 @@ fn lease_of(item: &HashMap<String, AttributeValue>) -> Option<Lease> {
         shard_id: text(KEY)?,
         owner: text("leaseOwner"),
         counter: number("leaseCounter")?,
-        checkpoint: Checkpoint::parse(&text("checkpoint").unwrap_or_else(|| "TRIM_HORIZON".into())),
+        checkpoint: Checkpoint::parse(
+            &text("checkpoint").unwrap_or_else(|| "TRIM_HORIZON".into()),
+            number("checkpointSubSequenceNumber")
+                .and_then(|n: i64| u64::try_from(n).ok())
+                .unwrap_or(0),
+        ),
         owner_switches: number("ownerSwitchesSinceCheckpoint").unwrap_or(0),
         parents: item
             .get("parentShardId")

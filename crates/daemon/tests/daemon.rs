@@ -564,6 +564,10 @@ struct Faults {
     /// which throttles
     /// one BatchWriteItem call in this many.
     throttle_writes: Option<u64>,
+    /// The readings go as KPL aggregates, one per open shard of each batch,
+    /// as `producer --aggregate` sends them: a kill or a failed batch can
+    /// stop a consumer in the middle of one.
+    aggregate: bool,
 }
 
 /// A daemon whose standard error is drained as it runs (a full pipe would
@@ -634,10 +638,20 @@ async fn put_batch(
     kinesis: &aws_sdk_kinesis::Client,
     readings: &[wildrydes_core::Reading],
 ) -> usize {
-    let mut pending: Vec<PutRecordsRequestEntry> = readings
+    let entries = readings
         .iter()
         .map(|r| entry(r.name.as_str(), r.to_json()))
         .collect();
+    put_entries(kinesis, entries).await
+}
+
+/// Puts `entries` on the readings stream as one PutRecords call, sending
+/// again whatever the stream throttled until all is accepted; returns how
+/// many entries were throttled.
+async fn put_entries(
+    kinesis: &aws_sdk_kinesis::Client,
+    mut pending: Vec<PutRecordsRequestEntry>,
+) -> usize {
     let mut throttled = 0;
     for attempt in 0u64.. {
         let out = match kinesis
@@ -667,6 +681,42 @@ async fn put_batch(
         tokio::time::sleep(Duration::from_millis(50 * (attempt + 1).min(10))).await;
     }
     throttled
+}
+
+/// Puts `readings` as KPL aggregates, one for the readings of each open
+/// shard of the readings stream (by the MD5 of each unicorn's name, as
+/// Kinesis routes), each keyed by its first reading's unicorn; sends again
+/// what is throttled. Returns how many aggregates were throttled.
+async fn put_aggregated(local: &LocalAws, readings: &[wildrydes_core::Reading]) -> usize {
+    use md5::Digest as _;
+    use wildrydes_core::kpl::{AggregateBuilder, UserRecord};
+    let shards = open_shards(local, READINGS).await;
+    let mut packs: Vec<AggregateBuilder> = shards.iter().map(|_| AggregateBuilder::new()).collect();
+    for r in readings {
+        let hash = u128::from_be_bytes(md5::Md5::digest(r.name.as_str().as_bytes()).into());
+        let shard = shards
+            .iter()
+            .position(|(_, from, to)| (*from..=*to).contains(&hash))
+            .unwrap();
+        packs[shard].push(UserRecord {
+            partition_key: r.name.to_string(),
+            explicit_hash_key: None,
+            data: r.to_json().into_bytes(),
+        });
+    }
+    let entries: Vec<PutRecordsRequestEntry> = packs
+        .into_iter()
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let key = p.partition_key().unwrap().to_owned();
+            PutRecordsRequestEntry::builder()
+                .partition_key(key)
+                .data(Blob::new(p.finish()))
+                .build()
+                .unwrap()
+        })
+        .collect();
+    put_entries(&local.kinesis_client(), entries).await
 }
 
 /// The figures of an item of the table, read attribute by attribute:
@@ -919,7 +969,11 @@ async fn whole_system(spec: FleetSpec, faults: Faults) {
             dead.push(std::mem::replace(&mut workers[victim], replacement));
             next_kill = Some(t0.elapsed() + Duration::from_millis(1500 + draws.below(1500)));
         }
-        throttled += put_batch(&kinesis, &batch.readings).await;
+        throttled += if faults.aggregate {
+            put_aggregated(&local, &batch.readings).await
+        } else {
+            put_batch(&kinesis, &batch.readings).await
+        };
     }
     let put_for = t0.elapsed();
 
@@ -1016,6 +1070,18 @@ async fn workers_killed_at_random_with_iterators_expiring_and_throttled_puts_los
         expiry: true,
         limits: true,
         throttle_writes: Some(4),
+        aggregate: false,
     };
     bounded(whole_system(fleet(33, 8), every_fault)).await;
+}
+
+#[tokio::test]
+async fn kpl_aggregates_with_workers_killed_and_iterators_expiring_lose_nothing() {
+    let aggregated = Faults {
+        kills: Some(seed(44)),
+        expiry: true,
+        aggregate: true,
+        ..Faults::default()
+    };
+    bounded(whole_system(fleet(44, 8), aggregated)).await;
 }

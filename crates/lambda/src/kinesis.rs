@@ -88,10 +88,12 @@ impl ShardEvent {
             .records
             .into_iter()
             .map(|r| SourceRecord {
+                sub_sequence_number: None,
                 sequence_number: r.kinesis.sequence_number,
                 partition_key: r.kinesis.partition_key,
                 data: r.kinesis.data,
             })
+            .flat_map(SourceRecord::user_records)
             .collect();
         (source, records)
     }
@@ -167,6 +169,7 @@ mod tests {
             .records
             .into_iter()
             .map(|r| SourceRecord {
+                sub_sequence_number: None,
                 sequence_number: r.kinesis.sequence_number,
                 partition_key: r.kinesis.partition_key,
                 data: r.kinesis.data.0,

@@ -1,10 +1,12 @@
 //! `cargo xtask tail STREAM`: prints a stream's records as they arrive, as
-//! indented JSON (raw text when not JSON), like the workshop's consumer.
+//! indented JSON (raw text when not JSON), like the workshop's consumer;
+//! the user records of KPL aggregates one by one.
 
 use std::time::Duration;
 
 use anyhow::Context as _;
 use aws_sdk_kinesis::types::ShardIteratorType;
+use wildrydes_core::input::SourceRecord;
 
 /// Follows every shard of `stream` until Ctrl-C; from its oldest record
 /// when `from_start`, else from now.
@@ -46,9 +48,10 @@ pub async fn tail(
                 .send()
                 .await
                 .context("GetRecords failed")?;
-            for r in page.records() {
+            let records = page.records().iter().map(SourceRecord::from);
+            for r in wildrydes_core::input::user_records(records) {
                 any = true;
-                let text = String::from_utf8_lossy(r.data().as_ref()).into_owned();
+                let text = String::from_utf8_lossy(&r.data).into_owned();
                 match serde_json::from_str::<serde_json::Value>(&text) {
                     Ok(v) => println!("{}", serde_json::to_string_pretty(&v).unwrap_or(text)),
                     Err(_) => println!("{text}"),
