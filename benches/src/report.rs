@@ -26,6 +26,43 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// A Markdown table with one line per measured row, its cells made by
+/// `cells`.
+pub fn rows_table(
+    headers: &[&str],
+    rows: &[serde_json::Value],
+    cells: impl Fn(Row<'_>) -> Vec<String>,
+) -> String {
+    table(
+        headers,
+        &rows.iter().map(|r| cells(Row(r))).collect::<Vec<_>>(),
+    )
+}
+
+/// One measured row (a JSON object), read into table cells.
+#[derive(Debug, Clone, Copy)]
+pub struct Row<'a>(pub &'a serde_json::Value);
+
+impl Row<'_> {
+    /// The number `key`; 0 if the row has none.
+    pub fn number(self, key: &str) -> f64 {
+        self.0[key].as_f64().unwrap_or_default()
+    }
+
+    /// The number `key` with `digits` decimals.
+    pub fn fixed(self, key: &str, digits: usize) -> String {
+        f(self.number(key), digits)
+    }
+
+    /// The value `key` as it reads: a string's text, anything else as JSON.
+    pub fn text(self, key: &str) -> String {
+        match &self.0[key] {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        }
+    }
+}
+
 /// Writes `NAME.json` (the rows as measured) and `NAME.md` (`title`, the
 /// command and the table) into [`dir`], prints the table, and returns the
 /// Markdown file's path.

@@ -34,16 +34,12 @@ use std::time::Duration;
 use aws_config::{BehaviorVersion, Region, SdkConfig};
 use aws_sdk_sqs::types::QueueAttributeName;
 use wildrydes_local_aws::{REGION, static_sdk_config};
-use wildrydes_ops::deploy::{DeployOptions, Outcome, Settings, deploy};
+use wildrydes_ops::deploy::{DeployOptions, DeployReport, Outcome, Settings, deploy};
 use wildrydes_ops::destroy::{DestroyOptions, destroy};
 use wildrydes_ops::template::FUNCTIONS;
 use wildrydes_testkit::moto::{ACCOUNT, Moto};
 use wildrydes_testkit::{bounded, free_port};
 
-/// moto with the managed IAM policies CloudFormation attaches.
-async fn start_moto() -> Moto {
-    Moto::start_with_managed_policies().await
-}
 const STACK: &str = "wildrydes";
 
 // ---- deploy's inputs ----------------------------------------------------------
@@ -81,6 +77,39 @@ fn options(lambda_dir: &Path, settings: Settings) -> DeployOptions {
     }
 }
 
+/// What each test deploys into and from: moto (with the managed IAM
+/// policies CloudFormation attaches), and placeholder zips tagged `v1` in a
+/// folder of their own.
+struct Sandbox {
+    moto: Moto,
+    zips: tempfile::TempDir,
+}
+
+impl Sandbox {
+    async fn start() -> Self {
+        let moto = Moto::start_with_managed_policies().await;
+        let zips = tempfile::tempdir().unwrap();
+        placeholder_zips(zips.path(), "v1");
+        Self { moto, zips }
+    }
+
+    fn config(&self) -> &SdkConfig {
+        &self.moto.config
+    }
+
+    /// deploy's options for the zips, with `settings`.
+    fn options(&self, settings: Settings) -> DeployOptions {
+        options(self.zips.path(), settings)
+    }
+
+    /// Deploys the zips with `settings`, which must succeed.
+    async fn deploy(&self, settings: Settings) -> DeployReport {
+        deploy(self.config(), &self.options(settings))
+            .await
+            .unwrap()
+    }
+}
+
 fn destroy_options(delete_data: bool) -> DestroyOptions {
     DestroyOptions {
         stack_name: STACK.to_owned(),
@@ -90,6 +119,16 @@ fn destroy_options(delete_data: bool) -> DestroyOptions {
 }
 
 // ---- reading back ---------------------------------------------------------------
+
+/// An S3 client as deploy makes one (path-style addressing, which moto
+/// needs).
+fn xtask_s3(config: &SdkConfig) -> aws_sdk_s3::Client {
+    aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(config)
+            .force_path_style(true)
+            .build(),
+    )
+}
 
 /// Every event CloudFormation recorded for the stack.
 async fn stack_event_count(config: &SdkConfig) -> usize {
@@ -305,17 +344,15 @@ fn assert_no_wildcards(role: &str, pairs: &BTreeSet<(String, String)>) {
 #[tokio::test]
 async fn a_deploy_creates_every_resource_with_the_specified_settings() {
     bounded(async {
-        let moto = start_moto().await;
-        let config = &moto.config;
-        let zips = tempfile::tempdir().unwrap();
-        placeholder_zips(zips.path(), "v1");
+        let sandbox = Sandbox::start().await;
+        let config = sandbox.config();
         let settings = Settings {
             operator_email: Some("ops@example.com".into()),
             batch_size: 250,
             batching_window_secs: 5,
             ..Settings::default()
         };
-        let report = deploy(config, &options(zips.path(), settings)).await.unwrap();
+        let report = sandbox.deploy(settings).await;
         assert_eq!(report.outcome, Outcome::Created);
         assert!(!report.events.is_empty(), "no stack events were shown");
         assert_eq!(report.bucket, format!("wildrydes-artifacts-{ACCOUNT}-{REGION}"));
@@ -363,9 +400,7 @@ async fn a_deploy_creates_every_resource_with_the_specified_settings() {
         }
 
         // The zips, under content-addressed keys.
-        let s3 = aws_sdk_s3::Client::from_conf(
-            aws_sdk_s3::config::Builder::from(config).force_path_style(true).build(),
-        );
+        let s3 = xtask_s3(config);
         for key in &report.uploaded {
             assert!(key.starts_with("lambda/wildrydes-") && key.ends_with(".zip"));
             s3.head_object().bucket(&report.bucket).key(key).send().await.unwrap();
@@ -673,13 +708,9 @@ async fn a_deploy_creates_every_resource_with_the_specified_settings() {
 #[tokio::test]
 async fn a_second_deploy_changes_nothing_and_a_new_batch_size_updates_in_place() {
     bounded(async {
-        let moto = start_moto().await;
-        let config = &moto.config;
-        let zips = tempfile::tempdir().unwrap();
-        placeholder_zips(zips.path(), "v1");
-        let first = deploy(config, &options(zips.path(), Settings::default()))
-            .await
-            .unwrap();
+        let sandbox = Sandbox::start().await;
+        let config = sandbox.config();
+        let first = sandbox.deploy(Settings::default()).await;
         assert_eq!(first.outcome, Outcome::Created);
         let events = stack_event_count(config).await;
         let resources = physical_ids(config).await;
@@ -688,9 +719,7 @@ async fn a_second_deploy_changes_nothing_and_a_new_batch_size_updates_in_place()
 
         // Same zips, same settings: nothing uploaded, no change set executed,
         // not one new stack event.
-        let again = deploy(config, &options(zips.path(), Settings::default()))
-            .await
-            .unwrap();
+        let again = sandbox.deploy(Settings::default()).await;
         assert_eq!(again.outcome, Outcome::Unchanged);
         assert!(again.uploaded.is_empty(), "{:?}", again.uploaded);
         assert!(again.events.is_empty());
@@ -706,9 +735,7 @@ async fn a_second_deploy_changes_nothing_and_a_new_batch_size_updates_in_place()
             batch_size: 500,
             ..Settings::default()
         };
-        let update = deploy(config, &options(zips.path(), settings))
-            .await
-            .unwrap();
+        let update = sandbox.deploy(settings).await;
         assert_eq!(update.outcome, Outcome::Updated);
         assert!(update.uploaded.is_empty());
         assert!(!update.events.is_empty());
@@ -731,13 +758,11 @@ async fn a_second_deploy_changes_nothing_and_a_new_batch_size_updates_in_place()
 #[tokio::test]
 async fn a_dry_run_shows_the_changes_and_changes_nothing() {
     bounded(async {
-        let moto = start_moto().await;
-        let config = &moto.config;
-        let zips = tempfile::tempdir().unwrap();
-        placeholder_zips(zips.path(), "v1");
+        let sandbox = Sandbox::start().await;
+        let config = sandbox.config();
         let dry = DeployOptions {
             dry_run: true,
-            ..options(zips.path(), Settings::default())
+            ..sandbox.options(Settings::default())
         };
 
         // Before the first deploy: every resource would be added; no stack,
@@ -768,12 +793,10 @@ async fn a_dry_run_shows_the_changes_and_changes_nothing() {
 
         // After it: a dry run with another batch size and new zips changes
         // neither the trigger nor the code, and leaves no change set.
-        let created = deploy(config, &options(zips.path(), Settings::default()))
-            .await
-            .unwrap();
+        let created = sandbox.deploy(Settings::default()).await;
         assert_eq!(created.outcome, Outcome::Created);
         let events = stack_event_count(config).await;
-        placeholder_zips(zips.path(), "v2");
+        placeholder_zips(sandbox.zips.path(), "v2");
         let dry = DeployOptions {
             settings: Settings {
                 batch_size: 7,
@@ -821,24 +844,12 @@ async fn a_dry_run_shows_the_changes_and_changes_nothing() {
     .await;
 }
 
-fn xtask_s3(config: &SdkConfig) -> aws_sdk_s3::Client {
-    aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(config)
-            .force_path_style(true)
-            .build(),
-    )
-}
-
 #[tokio::test]
 async fn destroy_keeps_the_data_tables_unless_told_to_delete_them() {
     bounded(async {
-        let moto = start_moto().await;
-        let config = &moto.config;
-        let zips = tempfile::tempdir().unwrap();
-        placeholder_zips(zips.path(), "v1");
-        deploy(config, &options(zips.path(), Settings::default()))
-            .await
-            .unwrap();
+        let sandbox = Sandbox::start().await;
+        let config = sandbox.config();
+        sandbox.deploy(Settings::default()).await;
 
         let report = destroy(config, &destroy_options(false)).await.unwrap();
         assert!(report.stack_deleted);
@@ -869,7 +880,7 @@ async fn destroy_keeps_the_data_tables_unless_told_to_delete_them() {
 
         // A new stack cannot be created over the kept tables: deploy says so
         // before trying.
-        let refused = deploy(config, &options(zips.path(), Settings::default()))
+        let refused = deploy(config, &sandbox.options(Settings::default()))
             .await
             .unwrap_err()
             .to_string();
@@ -889,9 +900,7 @@ async fn destroy_keeps_the_data_tables_unless_told_to_delete_them() {
         assert!(!table_exists(config, "UnicornSensorData").await);
 
         // And with a stack: everything goes.
-        let created = deploy(config, &options(zips.path(), Settings::default()))
-            .await
-            .unwrap();
+        let created = sandbox.deploy(Settings::default()).await;
         assert_eq!(created.outcome, Outcome::Created);
         let report = destroy(config, &destroy_options(true)).await.unwrap();
         assert!(report.stack_deleted);

@@ -156,15 +156,9 @@ mod tests {
     #[test]
     fn project_root_is_the_workspace_that_holds_xtask() {
         let root = project_root();
-        assert!(
-            root.join("xtask/Cargo.toml").is_file(),
-            "{}",
-            root.display()
-        );
-        assert!(
-            root.join(".cargo/config.toml").is_file(),
-            "{}",
-            root.display()
-        );
+        for file in ["xtask/Cargo.toml", ".cargo/config.toml"] {
+            let path = root.join(file);
+            assert!(path.is_file(), "{}", path.display());
+        }
     }
 }

@@ -317,7 +317,7 @@ async fn lambda(cargo_lambda: Option<PathBuf>, quick: bool) -> anyhow::Result<()
         }
     }
 
-    let cold_table = report::table(
+    let cold_table = report::rows_table(
         &[
             "first event",
             "runs",
@@ -327,36 +327,26 @@ async fn lambda(cargo_lambda: Option<PathBuf>, quick: bool) -> anyhow::Result<()
             "warm round trip ms",
             "peak RSS MiB",
         ],
-        &cold_rows
-            .iter()
-            .map(|r| {
-                let all: Vec<String> = r["cold_start_ms"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|x| f(x.as_f64().unwrap_or_default(), 1))
-                    .collect();
-                vec![
-                    r["first_event"].as_str().unwrap_or_default().to_owned(),
-                    r["runs"].to_string(),
-                    f(r["cold_start_ms_median"].as_f64().unwrap_or_default(), 1),
-                    all.join(", "),
-                    f(
-                        r["cpu_to_first_answer_ms_median"]
-                            .as_f64()
-                            .unwrap_or_default(),
-                        1,
-                    ),
-                    f(
-                        r["warm_round_trip_ms_median"].as_f64().unwrap_or_default(),
-                        1,
-                    ),
-                    f(r["peak_rss_mib_median"].as_f64().unwrap_or_default(), 1),
-                ]
-            })
-            .collect::<Vec<_>>(),
+        &cold_rows,
+        |r| {
+            let all: Vec<String> = r.0["cold_start_ms"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|x| f(x.as_f64().unwrap_or_default(), 1))
+                .collect();
+            vec![
+                r.text("first_event"),
+                r.text("runs"),
+                r.fixed("cold_start_ms_median", 1),
+                all.join(", "),
+                r.fixed("cpu_to_first_answer_ms_median", 1),
+                r.fixed("warm_round_trip_ms_median", 1),
+                r.fixed("peak_rss_mib_median", 1),
+            ]
+        },
     );
-    let warm_table = report::table(
+    let warm_table = report::rows_table(
         &[
             "backend",
             "batch",
@@ -366,21 +356,18 @@ async fn lambda(cargo_lambda: Option<PathBuf>, quick: bool) -> anyhow::Result<()
             "peak RSS MiB",
             "backend CPU µs/record",
         ],
-        &warm_rows
-            .iter()
-            .map(|r| {
-                let n = |k: &str| r[k].as_f64().unwrap_or_default();
-                vec![
-                    r["backend"].as_str().unwrap_or_default().to_owned(),
-                    r["batch"].to_string(),
-                    r["records"].to_string(),
-                    f(n("cpu_us_per_record"), 2),
-                    f(n("records_per_s_wall"), 0),
-                    f(n("peak_rss_mib"), 1),
-                    f(n("backend_cpu_us_per_record"), 2),
-                ]
-            })
-            .collect::<Vec<_>>(),
+        &warm_rows,
+        |r| {
+            vec![
+                r.text("backend"),
+                r.text("batch"),
+                r.text("records"),
+                r.fixed("cpu_us_per_record", 2),
+                r.fixed("records_per_s_wall", 0),
+                r.fixed("peak_rss_mib", 1),
+                r.fixed("backend_cpu_us_per_record", 2),
+            ]
+        },
     );
     report::write(
         "lambda-binary",
@@ -656,7 +643,7 @@ async fn producer(fleets: &[u32], duration: Duration, quick: bool) -> anyhow::Re
         eprintln!("producer: {row}");
         rows.push(row);
     }
-    let table = report::table(
+    let table = report::rows_table(
         &[
             "fleet",
             "shards",
@@ -670,30 +657,27 @@ async fn producer(fleets: &[u32], duration: Duration, quick: bool) -> anyhow::Re
             "peak RSS MiB",
             "backend CPU µs/reading",
         ],
-        &rows
-            .iter()
-            .map(|r| {
-                let n = |k: &str| r[k].as_f64().unwrap_or_default();
-                vec![
-                    r["fleet"].to_string(),
-                    r["shards"].to_string(),
-                    f(n("expected"), 0),
-                    f(n("sent"), 0),
-                    f(n("wall_s"), 1),
-                    f(n("behind_s"), 1),
-                    if r["kept_up"].as_bool() == Some(true) {
-                        "yes"
-                    } else {
-                        "no"
-                    }
-                    .to_owned(),
-                    f(n("cpu_us_per_record"), 2),
-                    f(n("cpu_share_of_one_core"), 2),
-                    f(n("peak_rss_mib"), 1),
-                    f(n("backend_cpu_us_per_record"), 2),
-                ]
-            })
-            .collect::<Vec<_>>(),
+        &rows,
+        |r| {
+            vec![
+                r.text("fleet"),
+                r.text("shards"),
+                r.fixed("expected", 0),
+                r.fixed("sent", 0),
+                r.fixed("wall_s", 1),
+                r.fixed("behind_s", 1),
+                if r.0["kept_up"].as_bool() == Some(true) {
+                    "yes"
+                } else {
+                    "no"
+                }
+                .to_owned(),
+                r.fixed("cpu_us_per_record", 2),
+                r.fixed("cpu_share_of_one_core", 2),
+                r.fixed("peak_rss_mib", 1),
+                r.fixed("backend_cpu_us_per_record", 2),
+            ]
+        },
     );
     let fleets: Vec<String> = fleets.iter().map(ToString::to_string).collect();
     report::write(

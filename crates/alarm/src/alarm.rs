@@ -643,6 +643,7 @@ mod tests {
             shard_id: "shardId-000000000000".into(),
         };
         let record = SourceRecord {
+            sub_sequence_number: None,
             sequence_number: "1".into(),
             partition_key: "Shadowfax".into(),
             data: b"nope".to_vec(),

@@ -166,6 +166,21 @@ mod tests {
         }
     }
 
+    /// The notification of that observation entering `state` at the
+    /// default levels.
+    fn at_default_levels(
+        magic: i16,
+        position: Option<Position>,
+        shape: Shape,
+        state: AlarmState,
+    ) -> Notification {
+        Notification::new(
+            &observation(magic, position, shape),
+            state,
+            &Detector::default(),
+        )
+    }
+
     const HERE: Option<Position> = Some(Position {
         latitude: 42.264444250051326,
         longitude: -71.97582884770408,
@@ -173,11 +188,7 @@ mod tests {
 
     #[test]
     fn an_alarm_says_who_what_levels_when_and_where() {
-        let n = Notification::new(
-            &observation(45, HERE, Shape::Reading),
-            AlarmState::Alarm,
-            &Detector::default(),
-        );
+        let n = at_default_levels(45, HERE, Shape::Reading, AlarmState::Alarm);
         assert_eq!(n.id, "Shadowfax/ALARM/2017-06-05T09:17:08.189Z");
         assert_eq!(
             n.subject(),
@@ -196,11 +207,7 @@ mod tests {
 
     #[test]
     fn a_recovery_from_an_aggregate_says_position_unknown() {
-        let n = Notification::new(
-            &observation(61, None, Shape::Aggregate),
-            AlarmState::Ok,
-            &Detector::default(),
-        );
+        let n = at_default_levels(61, None, Shape::Aggregate, AlarmState::Ok);
         assert_eq!(
             n.subject(),
             "Wild Rydes OK: Shadowfax magic points 61 >= 60"

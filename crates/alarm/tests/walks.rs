@@ -17,11 +17,13 @@ use futures::future::BoxFuture;
 use tokio::sync::{Notify, mpsc};
 use tokio::time::Instant;
 use wildrydes_alarm::store::{Claim, Written};
-use wildrydes_alarm::{AlarmError, AlarmState, MemoryNotifier, Notification, Notifier};
+use wildrydes_alarm::{
+    AlarmError, AlarmOutcome, AlarmState, MagicAlarm, MemoryNotifier, Notification, Notifier,
+};
 use wildrydes_core::UnicornName;
 use wildrydes_core::input::SourceRecord;
 use wildrydes_core::names::PipelineName;
-use wildrydes_local_aws::workshop;
+use wildrydes_local_aws::{LocalAws, workshop};
 use wildrydes_ops::rejects::list_rejects;
 
 fn memory() -> MemoryNotifier {
@@ -32,11 +34,48 @@ fn shared(n: &MemoryNotifier) -> Vec<Arc<dyn Notifier>> {
     vec![Arc::new(n.clone())]
 }
 
-fn states(n: &MemoryNotifier) -> Vec<(String, AlarmState, i16)> {
-    n.accepted()
-        .into_iter()
-        .map(|n| (n.unicorn.to_string(), n.state, n.magic_points))
-        .collect()
+/// What most walks watch: the embedded backend, and an alarm over it that
+/// tells one in-memory notifier.
+struct Watch {
+    local: LocalAws,
+    notifier: MemoryNotifier,
+    alarm: MagicAlarm,
+}
+
+impl Watch {
+    async fn start() -> Self {
+        let local = backend().await;
+        let notifier = memory();
+        let alarm = alarm(&local, shared(&notifier));
+        Self {
+            local,
+            notifier,
+            alarm,
+        }
+    }
+
+    /// One batch of the readings shard, with time to spare.
+    async fn batch(&self, records: &[SourceRecord]) -> AlarmOutcome {
+        process(&self.alarm, records).await
+    }
+
+    /// What the notifier accepted, as (unicorn, state, magic points).
+    fn states(&self) -> Vec<(String, AlarmState, i16)> {
+        self.notifier
+            .accepted()
+            .into_iter()
+            .map(|n| (n.unicorn.to_string(), n.state, n.magic_points))
+            .collect()
+    }
+}
+
+/// The two notifications of `unicorn` dipping to `low` and recovering at
+/// `recovered`, as [`Watch::states`] lists them.
+fn dip_and_recovery(unicorn: &str, low: i16, recovered: i16) -> [(String, AlarmState, i16); 2] {
+    [
+        (unicorn.into(), AlarmState::Alarm, low),
+        (unicorn.into(), AlarmState::Ok, recovered),
+    ]
 }
 
 fn name(s: &str) -> UnicornName {
@@ -46,25 +85,17 @@ fn name(s: &str) -> UnicornName {
 #[tokio::test]
 async fn a_dip_and_a_recovery_notify_once_each() {
     bounded(async {
-        let local = backend().await;
-        let notifier = memory();
-        let alarm = alarm(&local, shared(&notifier));
+        let watch = Watch::start().await;
         let records = walk(
             "Shadowfax",
             0,
             &[55, 52, 50, 49, 47, 45, 50, 55, 59, 60, 62, 58],
         );
-        let outcome = alarm.process(&source(), &records, deadline()).await;
+        let outcome = watch.batch(&records).await;
         assert_eq!(outcome.first_failure, None, "{outcome:?}");
         assert_eq!(outcome.readings, 12);
-        assert_eq!(
-            states(&notifier),
-            [
-                ("Shadowfax".into(), AlarmState::Alarm, 49),
-                ("Shadowfax".into(), AlarmState::Ok, 60)
-            ]
-        );
-        let alarm_n = &notifier.accepted()[0];
+        assert_eq!(watch.states(), dip_and_recovery("Shadowfax", 49, 60));
+        let alarm_n = &watch.notifier.accepted()[0];
         assert_eq!(alarm_n.id, "Shadowfax/ALARM/2017-06-05T09:00:03.189Z");
         assert_eq!((alarm_n.threshold, alarm_n.recovery_level), (50, 60));
         assert!(
@@ -72,9 +103,9 @@ async fn a_dip_and_a_recovery_notify_once_each() {
                 .message()
                 .contains("last seen at latitude 40.749467, longitude -73.984884")
         );
-        assert_eq!(outcome.notified, notifier.ids());
+        assert_eq!(outcome.notified, watch.notifier.ids());
 
-        let state = store(&local).load(&name("Shadowfax")).await.unwrap();
+        let state = store(&watch.local).load(&name("Shadowfax")).await.unwrap();
         assert_eq!(state.state, AlarmState::Ok);
         assert_eq!(state.status_time.unwrap().to_string(), at(9));
         assert_eq!(state.magic_points, Some(60));
@@ -91,24 +122,18 @@ async fn a_dip_and_a_recovery_notify_once_each() {
 #[tokio::test]
 async fn hovering_around_the_threshold_does_not_flap() {
     bounded(async {
-        let local = backend().await;
-        let notifier = memory();
-        let alarm = alarm(&local, shared(&notifier));
+        let watch = Watch::start().await;
         let hover = [51, 49, 50, 51, 49, 52, 48, 50, 55, 59, 49, 58, 52, 50];
         // In one batch...
-        let outcome = alarm
-            .process(&source(), &walk("Shadowfax", 0, &hover), deadline())
-            .await;
+        let outcome = watch.batch(&walk("Shadowfax", 0, &hover)).await;
         assert_eq!(outcome.first_failure, None);
         // ...and one reading per batch, as a slow trickle would come.
         for (second, m) in (100..).zip(hover) {
-            let outcome = alarm
-                .process(&source(), &[reading("Rocinante", second, m)], deadline())
-                .await;
+            let outcome = watch.batch(&[reading("Rocinante", second, m)]).await;
             assert_eq!(outcome.first_failure, None);
         }
         assert_eq!(
-            states(&notifier),
+            watch.states(),
             [
                 ("Shadowfax".into(), AlarmState::Alarm, 49),
                 ("Rocinante".into(), AlarmState::Alarm, 49)
@@ -121,29 +146,21 @@ async fn hovering_around_the_threshold_does_not_flap() {
 #[tokio::test]
 async fn duplicates_and_replayed_batches_notify_nothing_more() {
     bounded(async {
-        let local = backend().await;
-        let notifier = memory();
-        let alarm = alarm(&local, shared(&notifier));
+        let watch = Watch::start().await;
         let once = walk("Shadowfax", 0, &[60, 45, 44, 70, 71]);
         // Every record twice (a producer that retried its PutRecords).
         let twice: Vec<SourceRecord> = once.iter().flat_map(|r| [r.clone(), again(r)]).collect();
-        let outcome = alarm.process(&source(), &twice, deadline()).await;
+        let outcome = watch.batch(&twice).await;
         assert_eq!(outcome.first_failure, None);
         assert_eq!(outcome.notified.len(), 2);
         // The whole batch again (a Lambda retry), then once more.
         for _ in 0..2 {
-            let replay = alarm.process(&source(), &twice, deadline()).await;
+            let replay = watch.batch(&twice).await;
             assert_eq!(replay.first_failure, None);
             assert!(replay.notified.is_empty(), "{replay:?}");
             assert_eq!(replay.stale, 8, "all but the two after the last transition");
         }
-        assert_eq!(
-            states(&notifier),
-            [
-                ("Shadowfax".into(), AlarmState::Alarm, 45),
-                ("Shadowfax".into(), AlarmState::Ok, 70)
-            ]
-        );
+        assert_eq!(watch.states(), dip_and_recovery("Shadowfax", 45, 70));
     })
     .await;
 }
@@ -151,9 +168,7 @@ async fn duplicates_and_replayed_batches_notify_nothing_more() {
 #[tokio::test]
 async fn readings_older_than_the_state_are_ignored_and_batches_are_put_in_time_order() {
     bounded(async {
-        let local = backend().await;
-        let notifier = memory();
-        let alarm = alarm(&local, shared(&notifier));
+        let watch = Watch::start().await;
         // Within a batch: out of stream order, judged in time order.
         let batch = [
             reading("Shadowfax", 3, 45),
@@ -162,32 +177,20 @@ async fn readings_older_than_the_state_are_ignored_and_batches_are_put_in_time_o
             reading("Shadowfax", 4, 65),
             reading("Shadowfax", 0, 80),
         ];
-        let outcome = alarm.process(&source(), &batch, deadline()).await;
+        let outcome = watch.batch(&batch).await;
         assert_eq!(outcome.first_failure, None);
-        assert_eq!(
-            states(&notifier),
-            [
-                ("Shadowfax".into(), AlarmState::Alarm, 46),
-                ("Shadowfax".into(), AlarmState::Ok, 65)
-            ]
-        );
-        assert_eq!(notifier.accepted()[0].status_time.to_string(), at(2));
+        assert_eq!(watch.states(), dip_and_recovery("Shadowfax", 46, 65));
+        assert_eq!(watch.notifier.accepted()[0].status_time.to_string(), at(2));
 
         // Across batches: a reading older than the last transition (second 4)
         // is not judged, however low.
-        let late = alarm
-            .process(&source(), &[reading("Shadowfax", 3, 10)], deadline())
-            .await;
+        let late = watch.batch(&[reading("Shadowfax", 3, 10)]).await;
         assert_eq!((late.stale, late.notified.len()), (1, 0));
-        let same_time = alarm
-            .process(&source(), &[reading("Shadowfax", 4, 10)], deadline())
-            .await;
+        let same_time = watch.batch(&[reading("Shadowfax", 4, 10)]).await;
         assert_eq!((same_time.stale, same_time.notified.len()), (1, 0));
-        let newer = alarm
-            .process(&source(), &[reading("Shadowfax", 5, 10)], deadline())
-            .await;
+        let newer = watch.batch(&[reading("Shadowfax", 5, 10)]).await;
         assert_eq!((newer.stale, newer.notified.len()), (0, 1));
-        assert_eq!(notifier.accepted().len(), 3);
+        assert_eq!(watch.notifier.accepted().len(), 3);
     })
     .await;
 }
@@ -195,9 +198,7 @@ async fn readings_older_than_the_state_are_ignored_and_batches_are_put_in_time_o
 #[tokio::test]
 async fn two_unicorns_in_one_batch_are_judged_apart() {
     bounded(async {
-        let local = backend().await;
-        let notifier = memory();
-        let alarm = alarm(&local, shared(&notifier));
+        let watch = Watch::start().await;
         let a = walk("Shadowfax", 0, &[55, 49, 48, 61, 62, 40]);
         let b = walk("Rocinante", 0, &[49, 52, 70, 55, 45, 44]);
         let interleaved: Vec<SourceRecord> = a
@@ -205,10 +206,11 @@ async fn two_unicorns_in_one_batch_are_judged_apart() {
             .zip(&b)
             .flat_map(|(x, y)| [x.clone(), y.clone()])
             .collect();
-        let outcome = alarm.process(&source(), &interleaved, deadline()).await;
+        let outcome = watch.batch(&interleaved).await;
         assert_eq!(outcome.first_failure, None);
         let of = |unicorn: &str| -> Vec<(AlarmState, i16)> {
-            states(&notifier)
+            watch
+                .states()
                 .into_iter()
                 .filter(|(u, _, _)| u == unicorn)
                 .map(|(_, s, m)| (s, m))
@@ -237,25 +239,17 @@ async fn two_unicorns_in_one_batch_are_judged_apart() {
 #[tokio::test]
 async fn aggregates_are_judged_by_their_minimum_magic_points() {
     bounded(async {
-        let local = backend().await;
-        let notifier = memory();
-        let alarm = alarm(&local, shared(&notifier));
+        let watch = Watch::start().await;
         let minutes = [
             aggregate("Shadowfax", 0, 55, 70),
             aggregate("Shadowfax", 1, 48, 70), // lowest below 50: ALARM
             aggregate("Shadowfax", 2, 58, 90), // not all of the minute at 60 yet
             aggregate("Shadowfax", 3, 60, 64), // all of it: OK
         ];
-        let outcome = alarm.process(&source(), &minutes, deadline()).await;
+        let outcome = watch.batch(&minutes).await;
         assert_eq!((outcome.aggregates, outcome.first_failure), (4, None));
-        let sent = notifier.accepted();
-        assert_eq!(
-            states(&notifier),
-            [
-                ("Shadowfax".into(), AlarmState::Alarm, 48),
-                ("Shadowfax".into(), AlarmState::Ok, 60)
-            ]
-        );
+        let sent = watch.notifier.accepted();
+        assert_eq!(watch.states(), dip_and_recovery("Shadowfax", 48, 60));
         assert!(
             sent[0].message().ends_with("position unknown."),
             "{}",
@@ -269,9 +263,9 @@ async fn aggregates_are_judged_by_their_minimum_magic_points() {
             aggregate("Shadowfax", 4, 30, 60),
             reading("Shadowfax", 3600 + 3 * 60 + 30, 20),
         ];
-        let outcome = alarm.process(&source(), &mixed, deadline()).await;
+        let outcome = watch.batch(&mixed).await;
         assert_eq!(outcome.notified.len(), 1);
-        assert_eq!(notifier.accepted()[2].magic_points, 20);
+        assert_eq!(watch.notifier.accepted()[2].magic_points, 20);
     })
     .await;
 }
@@ -279,17 +273,13 @@ async fn aggregates_are_judged_by_their_minimum_magic_points() {
 #[tokio::test]
 async fn a_notifier_that_fails_for_a_while_is_retried_within_the_batch() {
     bounded(async {
-        let local = backend().await;
-        let notifier = memory();
-        notifier.refuse_next(2);
-        let alarm = alarm(&local, shared(&notifier));
-        let outcome = alarm
-            .process(&source(), &walk("Shadowfax", 0, &[50, 49, 60]), deadline())
-            .await;
+        let watch = Watch::start().await;
+        watch.notifier.refuse_next(2);
+        let outcome = watch.batch(&walk("Shadowfax", 0, &[50, 49, 60])).await;
         assert_eq!(outcome.first_failure, None, "{outcome:?}");
         assert_eq!(outcome.notify_retries, 2);
-        assert_eq!(notifier.attempts(), 4);
-        assert_eq!(notifier.accepted().len(), 2);
+        assert_eq!(watch.notifier.attempts(), 4);
+        assert_eq!(watch.notifier.accepted().len(), 2);
     })
     .await;
 }
@@ -345,7 +335,7 @@ async fn a_notifier_that_keeps_failing_fails_the_batch_there_and_loses_nothing()
             reading("Shadowfax", 3, 61), // 5: OK, after the failure: not judged yet
             reading("Rocinante", 2, 70), // 6: OK
         ];
-        let outcome = alarm.process(&source(), &batch, deadline()).await;
+        let outcome = process(&alarm, &batch).await;
         assert_eq!(outcome.first_failure, Some(2), "{outcome:?}");
         let error = outcome.error.as_deref().unwrap();
         assert!(
@@ -379,7 +369,7 @@ async fn a_notifier_that_keeps_failing_fails_the_batch_there_and_loses_nothing()
 
         // Lambda delivers again from the failed record; the chat is back.
         chat.refusing.store(false, Ordering::SeqCst);
-        let retry = alarm.process(&source(), &batch[2..], deadline()).await;
+        let retry = process(&alarm, &batch[2..]).await;
         assert_eq!(retry.first_failure, None, "{retry:?}");
         assert_eq!(
             retry.notified,
@@ -406,18 +396,16 @@ async fn a_notifier_that_keeps_failing_fails_the_batch_there_and_loses_nothing()
 #[tokio::test]
 async fn bad_records_are_kept_as_rejects_of_the_alarm_and_the_rest_goes_on() {
     bounded(async {
-        let local = backend().await;
-        let notifier = memory();
-        let alarm = alarm(&local, shared(&notifier));
+        let watch = Watch::start().await;
         let batch = [
             reading("Shadowfax", 0, 55),
             garbage(),
             reading("Shadowfax", 1, 49),
         ];
-        let outcome = alarm.process(&source(), &batch, deadline()).await;
+        let outcome = watch.batch(&batch).await;
         assert_eq!((outcome.rejected, outcome.first_failure), (1, None));
-        assert_eq!(notifier.accepted().len(), 1);
-        let rejects = list_rejects(&local.dynamodb_client(), workshop::REJECTS_TABLE)
+        assert_eq!(watch.notifier.accepted().len(), 1);
+        let rejects = list_rejects(&watch.local.dynamodb_client(), workshop::REJECTS_TABLE)
             .await
             .unwrap();
         assert_eq!(rejects.len(), 1);
@@ -474,7 +462,7 @@ async fn an_invocation_never_notifies_a_transition_another_one_is_sending() {
 
         let a_run = {
             let (a, batch) = (a.clone(), batch.clone());
-            tokio::spawn(async move { a.process(&source(), &batch, deadline()).await })
+            tokio::spawn(async move { process(&a, &batch).await })
         };
         entered.recv().await.unwrap();
         // A holds the claim and is sending. B, with little time, must wait
@@ -500,7 +488,7 @@ async fn an_invocation_never_notifies_a_transition_another_one_is_sending() {
             ["Shadowfax/ALARM/2017-06-05T09:00:01.189Z"]
         );
         // B's retry finds the transition recorded.
-        let b_retry = b.process(&source(), &batch, deadline()).await;
+        let b_retry = process(&b, &batch).await;
         assert_eq!((b_retry.first_failure, b_retry.stale), (None, 2));
         assert!(b_retry.notified.is_empty() && second.accepted().is_empty());
         assert_eq!(first.accepted().len(), 1);
@@ -520,11 +508,7 @@ async fn two_invocations_racing_on_the_same_records_notify_each_transition_once(
             .iter()
             .flat_map(|n| walk(n, 0, &[52, 49, 45, 55, 63, 48]))
             .collect();
-        let shard = source();
-        let (x, y) = tokio::join!(
-            a.process(&shard, &batch, deadline()),
-            b.process(&shard, &batch, deadline())
-        );
+        let (x, y) = tokio::join!(process(&a, &batch), process(&b, &batch));
         assert_eq!(
             (x.first_failure, y.first_failure),
             (None, None),
@@ -560,10 +544,8 @@ async fn two_invocations_racing_on_the_same_records_notify_each_transition_once(
 #[tokio::test]
 async fn a_claim_left_by_a_crashed_invocation_is_taken_over_with_the_same_id() {
     bounded(async {
-        let local = backend().await;
-        let notifier = memory();
-        let alarm = alarm(&local, shared(&notifier));
-        let store = store(&local);
+        let watch = Watch::start().await;
+        let store = store(&watch.local);
         // An invocation claimed the ALARM, maybe sent it, and died.
         let fresh = store.load(&name("Shadowfax")).await.unwrap();
         let ghost = Claim {
@@ -578,11 +560,12 @@ async fn a_claim_left_by_a_crashed_invocation_is_taken_over_with_the_same_id() {
         ));
         // Its batch comes again: the expired claim is taken over, and the
         // notification goes out (again, perhaps) under the same id.
-        let outcome = alarm
-            .process(&source(), &walk("Shadowfax", 0, &[55, 49]), deadline())
-            .await;
+        let outcome = watch.batch(&walk("Shadowfax", 0, &[55, 49])).await;
         assert_eq!(outcome.first_failure, None, "{outcome:?}");
-        assert_eq!(notifier.ids(), ["Shadowfax/ALARM/2017-06-05T09:00:01.189Z"]);
+        assert_eq!(
+            watch.notifier.ids(),
+            ["Shadowfax/ALARM/2017-06-05T09:00:01.189Z"]
+        );
         let state = store.load(&name("Shadowfax")).await.unwrap();
         assert_eq!((state.state, state.claim), (AlarmState::Alarm, None));
     })

@@ -17,7 +17,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::routing::post;
 use common::*;
-use wildrydes_alarm::WebhookNotifier;
+use wildrydes_alarm::{MagicAlarm, WebhookNotifier};
+use wildrydes_local_aws::LocalAws;
 
 /// What the receiver saw, and how it answers.
 #[derive(Debug, Default)]
@@ -52,36 +53,38 @@ async fn hook(State(r): State<Shared>, headers: HeaderMap, body: Bytes) -> Statu
     status
 }
 
-/// Serves `receiver` on 127.0.0.1, port 0; returns the hook's URL.
-async fn serve(receiver: Shared) -> String {
+/// Serves a receiver on 127.0.0.1, port 0, that answers `script` first and
+/// then 200; returns the receiver and the hook's URL.
+async fn serve(script: Vec<StatusCode>) -> (Shared, String) {
+    let receiver = Shared::new(Mutex::new(Receiver {
+        script,
+        ..Receiver::default()
+    }));
     let app = Router::new()
         .route("/services/T0/B0/secret", post(hook))
-        .with_state(receiver);
+        .with_state(receiver.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!(
         "http://{}/services/T0/B0/secret",
         listener.local_addr().unwrap()
     );
     tokio::spawn(async move { axum::serve(listener, app).await });
-    url
+    (receiver, url)
+}
+
+/// An alarm over `local` that tells only the webhook at `url`.
+fn webhook_alarm(local: &LocalAws, url: &str, timeout: Duration) -> MagicAlarm {
+    let webhook = WebhookNotifier::new(url, timeout).unwrap();
+    alarm(local, vec![Arc::new(webhook)])
 }
 
 #[tokio::test]
 async fn a_failing_then_healthy_webhook_gets_one_accepted_delivery_per_transition() {
     bounded(async {
-        let receiver = Shared::default();
-        receiver.lock().unwrap().script = vec![StatusCode::INTERNAL_SERVER_ERROR];
-        let url = serve(receiver.clone()).await;
+        let (receiver, url) = serve(vec![StatusCode::INTERNAL_SERVER_ERROR]).await;
         let local = backend().await;
-        let webhook = WebhookNotifier::new(&url, Duration::from_secs(5)).unwrap();
-        let alarm = alarm(&local, vec![Arc::new(webhook)]);
-        let outcome = alarm
-            .process(
-                &source(),
-                &walk("Shadowfax", 0, &[52, 49, 47, 55, 60, 61]),
-                deadline(),
-            )
-            .await;
+        let alarm = webhook_alarm(&local, &url, Duration::from_secs(5));
+        let outcome = process(&alarm, &walk("Shadowfax", 0, &[52, 49, 47, 55, 60, 61])).await;
         assert_eq!(outcome.first_failure, None, "{outcome:?}");
         assert_eq!(outcome.notify_retries, 1);
 
@@ -121,18 +124,11 @@ async fn a_failing_then_healthy_webhook_gets_one_accepted_delivery_per_transitio
 #[tokio::test]
 async fn a_webhook_that_is_gone_fails_the_batch_without_retrying() {
     bounded(async {
-        let receiver = Shared::default();
-        receiver.lock().unwrap().script = vec![StatusCode::NOT_FOUND];
-        let url = serve(receiver.clone()).await;
+        let (receiver, url) = serve(vec![StatusCode::NOT_FOUND]).await;
         let local = backend().await;
-        let alarm = alarm(
-            &local,
-            vec![Arc::new(
-                WebhookNotifier::new(&url, Duration::from_secs(5)).unwrap(),
-            )],
-        );
+        let alarm = webhook_alarm(&local, &url, Duration::from_secs(5));
         let batch = walk("Shadowfax", 0, &[52, 49, 47]);
-        let outcome = alarm.process(&source(), &batch, deadline()).await;
+        let outcome = process(&alarm, &batch).await;
         assert_eq!(outcome.first_failure, Some(1), "{outcome:?}");
         let error = outcome.error.unwrap();
         assert!(
@@ -146,7 +142,7 @@ async fn a_webhook_that_is_gone_fails_the_batch_without_retrying() {
         assert_eq!(receiver.lock().unwrap().requests.len(), 1);
 
         // Fixed: the retry from the failed record delivers it once.
-        let retry = alarm.process(&source(), &batch[1..], deadline()).await;
+        let retry = process(&alarm, &batch[1..]).await;
         assert_eq!(retry.first_failure, None);
         assert_eq!(receiver.lock().unwrap().accepted.len(), 1);
     })
@@ -166,15 +162,8 @@ async fn a_webhook_that_never_answers_times_out_and_fails_the_batch() {
             }
         });
         let local = backend().await;
-        let alarm = alarm(
-            &local,
-            vec![Arc::new(
-                WebhookNotifier::new(&url, Duration::from_millis(100)).unwrap(),
-            )],
-        );
-        let outcome = alarm
-            .process(&source(), &walk("Shadowfax", 0, &[49]), deadline())
-            .await;
+        let alarm = webhook_alarm(&local, &url, Duration::from_millis(100));
+        let outcome = process(&alarm, &walk("Shadowfax", 0, &[49])).await;
         assert_eq!(outcome.first_failure, Some(0));
         assert!(outcome.error.unwrap().contains("did not answer within"));
         assert_eq!(outcome.notify_retries, 3, "timeouts are transient: retried");

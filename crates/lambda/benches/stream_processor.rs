@@ -94,7 +94,7 @@ fn main() -> anyhow::Result<()> {
         eprintln!("stream_processor: {row}");
         rows.push(row);
     }
-    let table = report::table(
+    let table = report::rows_table(
         &[
             "backend",
             "runtime",
@@ -108,25 +108,25 @@ fn main() -> anyhow::Result<()> {
             "peak RSS MiB",
             "backend CPU µs/record",
         ],
-        &rows
-            .iter()
-            .map(|r| {
-                let n = |k: &str| r[k].as_f64().unwrap_or_default();
-                vec![
-                    r["backend"].as_str().unwrap_or_default().to_owned(),
-                    r["runtime"].as_str().unwrap_or_default().to_owned(),
-                    r["batch"].to_string(),
-                    r["records"].to_string(),
-                    f(n("cpu_us_per_record"), 2),
-                    f(n("decode_us_per_record"), 2),
-                    f(n("kinesis_event_decode_us_per_record"), 2),
-                    f(n("cpu_us_per_record") - n("decode_us_per_record"), 2),
-                    f(n("records_per_s_wall"), 0),
-                    f(n("peak_rss_mib"), 1),
-                    f(n("backend_cpu_us_per_record"), 2),
-                ]
-            })
-            .collect::<Vec<_>>(),
+        &rows,
+        |r| {
+            vec![
+                r.text("backend"),
+                r.text("runtime"),
+                r.text("batch"),
+                r.text("records"),
+                r.fixed("cpu_us_per_record", 2),
+                r.fixed("decode_us_per_record", 2),
+                r.fixed("kinesis_event_decode_us_per_record", 2),
+                f(
+                    r.number("cpu_us_per_record") - r.number("decode_us_per_record"),
+                    2,
+                ),
+                r.fixed("records_per_s_wall", 0),
+                r.fixed("peak_rss_mib", 1),
+                r.fixed("backend_cpu_us_per_record", 2),
+            ]
+        },
     );
     let command = format!(
         "cargo bench -p wildrydes-lambda --bench stream_processor{}",

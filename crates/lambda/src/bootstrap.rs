@@ -50,3 +50,19 @@ where
     }))
     .await
 }
+
+/// [`serve`] for a handler that always answers: its failures are in the
+/// answer (`batchItemFailures`), never an error of the invocation.
+pub async fn serve_answers<E, R, F, Fut>(margin: Duration, handler: F) -> Result<(), Error>
+where
+    E: DeserializeOwned + Send,
+    R: Serialize,
+    F: Fn(E, Instant) -> Fut,
+    Fut: Future<Output = R>,
+{
+    let handler = &handler;
+    serve(margin, move |event: E, deadline| async move {
+        Ok(handler(event, deadline).await)
+    })
+    .await
+}

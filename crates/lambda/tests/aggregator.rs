@@ -246,6 +246,7 @@ impl Harness {
             .map(|r| {
                 *sequence += 1;
                 SourceRecord {
+                    sub_sequence_number: None,
                     sequence_number: format!("4959{:052}", *sequence),
                     partition_key: r.name.to_string(),
                     data: r.to_json().into_bytes(),
@@ -385,6 +386,21 @@ impl Harness {
         assert_same(SENSOR_TABLE, want, &self.table().await);
     }
 
+    /// Runs the schedule once the idle time has passed, then asserts the
+    /// output is exactly the aggregates of `readings`.
+    async fn assert_exact_after_idle(&self, readings: &[Reading]) {
+        self.schedule_after_idle_time().await;
+        self.assert_exact(&expected(readings)).await;
+    }
+
+    /// Asserts that no record was refused.
+    async fn assert_no_rejects(&self) {
+        let rejects = list_rejects(&self.local.dynamodb_client(), REJECTS_TABLE)
+            .await
+            .unwrap();
+        assert!(rejects.is_empty(), "{rejects:?}");
+    }
+
     /// Minutes the store still holds as not emitted (the pending index's
     /// entries).
     async fn pending_minutes(&self) -> i32 {
@@ -405,8 +421,7 @@ impl Harness {
 async fn many_small_batches_of_interleaved_unicorns_with_redeliveries_are_exact() {
     bounded(async {
         let mut h = Harness::new().await;
-        let names = ["Shadowfax", "Rocinante", "Bucephalus", "Pegasus"];
-        let readings = fleet(&names, T0, 6 * 60, 1);
+        let readings = fleet(&FOUR, T0, 6 * 60, 1);
         // Its output stream does not exist: an invocation that has
         // something to emit fails, as one whose PutRecords kept failing.
         let broken = h.function_with(&Config {
@@ -431,12 +446,8 @@ async fn many_small_batches_of_interleaved_unicorns_with_redeliveries_are_exact(
             }
         }
         assert!(failed > 0, "no invocation failed: the test tested nothing");
-        h.schedule_after_idle_time().await;
-        h.assert_exact(&expected(&readings)).await;
-        let rejects = list_rejects(&h.local.dynamodb_client(), REJECTS_TABLE)
-            .await
-            .unwrap();
-        assert!(rejects.is_empty(), "{rejects:?}");
+        h.assert_exact_after_idle(&readings).await;
+        h.assert_no_rejects().await;
     })
     .await;
 }
@@ -470,26 +481,24 @@ async fn a_late_uploading_device_is_folded_in_exactly_without_rejects() {
         let want = expected(&all);
         assert_eq!(want.len(), 3 * 6 + 40, "every minute of both");
         h.assert_exact(&want).await;
-        let rejects = list_rejects(&h.local.dynamodb_client(), REJECTS_TABLE)
-            .await
-            .unwrap();
-        assert!(rejects.is_empty(), "{rejects:?}");
+        h.assert_no_rejects().await;
     })
     .await;
 }
 
-/// Sends `readings` through `parents` up to `at` (epoch ms) and through
-/// `children` from then on, each shard carrying the unicorns it lists, in
-/// small batches taken from the shards in turn (Lambda reads sibling shards
-/// in parallel, and a child only once its parents are done); then runs the
-/// schedule and checks the output is exact.
-async fn reshard(
-    h: &mut Harness,
-    readings: &[Reading],
-    at: i64,
-    parents: &[(&str, &[&str])],
-    children: &[(&str, &[&str])],
-) {
+/// Four unicorns: the interleaved and resharded fleets.
+const FOUR: [&str; 4] = ["Shadowfax", "Rocinante", "Bucephalus", "Pegasus"];
+
+/// Sends five minutes of [`FOUR`] (fleet seed `seed`) through `parents` up
+/// to 10:02:30 and through `children` from then on (minute 10:02 straddles
+/// the reshard for every unicorn), each shard carrying the unicorns it
+/// lists, in small batches taken from the shards in turn (Lambda reads
+/// sibling shards in parallel, and a child only once its parents are done);
+/// then runs the schedule and checks the output is exact.
+async fn reshard(seed: u64, parents: &[(&str, &[&str])], children: &[(&str, &[&str])]) {
+    let mut h = Harness::new().await;
+    let readings = &fleet(&FOUR, T0, 5 * 60, seed);
+    let at = T0 + 2 * MINUTE + 30_000;
     let mut rng = Lcg(at.unsigned_abs());
     for (shards, before) in [(parents, true), (children, false)] {
         let routed: Vec<(&str, Vec<Reading>)> = shards
@@ -518,51 +527,32 @@ async fn reshard(
             }
         }
     }
-    h.schedule_after_idle_time().await;
-    h.assert_exact(&expected(readings)).await;
+    h.assert_exact_after_idle(readings).await;
 }
 
 #[tokio::test]
 async fn a_split_shards_minutes_are_completed_by_its_children_exactly() {
-    bounded(async {
-        let mut h = Harness::new().await;
-        let names = ["Shadowfax", "Rocinante", "Bucephalus", "Pegasus"];
-        let readings = fleet(&names, T0, 5 * 60, 3);
-        // Split at 10:02:30: minute 10:02 straddles it for every unicorn.
-        reshard(
-            &mut h,
-            &readings,
-            T0 + 2 * MINUTE + 30_000,
-            &[(SHARD0, &names)],
-            &[
-                ("shardId-000000000001", &["Shadowfax", "Bucephalus"]),
-                ("shardId-000000000002", &["Rocinante", "Pegasus"]),
-            ],
-        )
-        .await;
-    })
+    bounded(reshard(
+        3,
+        &[(SHARD0, &FOUR)],
+        &[
+            ("shardId-000000000001", &["Shadowfax", "Bucephalus"]),
+            ("shardId-000000000002", &["Rocinante", "Pegasus"]),
+        ],
+    ))
     .await;
 }
 
 #[tokio::test]
 async fn merged_shards_minutes_are_completed_by_their_child_exactly() {
-    bounded(async {
-        let mut h = Harness::new().await;
-        let names = ["Shadowfax", "Rocinante", "Bucephalus", "Pegasus"];
-        let readings = fleet(&names, T0, 5 * 60, 4);
-        // Merge at 10:02:30: minute 10:02 straddles it for every unicorn.
-        reshard(
-            &mut h,
-            &readings,
-            T0 + 2 * MINUTE + 30_000,
-            &[
-                ("shardId-000000000003", &["Shadowfax", "Rocinante"]),
-                ("shardId-000000000004", &["Bucephalus", "Pegasus"]),
-            ],
-            &[("shardId-000000000005", &names)],
-        )
-        .await;
-    })
+    bounded(reshard(
+        4,
+        &[
+            ("shardId-000000000003", &["Shadowfax", "Rocinante"]),
+            ("shardId-000000000004", &["Bucephalus", "Pegasus"]),
+        ],
+        &[("shardId-000000000005", &FOUR)],
+    ))
     .await;
 }
 
@@ -720,8 +710,7 @@ async fn a_crash_between_emit_and_save_or_before_the_answer_replays_exactly() {
             }
         }
         assert!(emitted_by_crashes > 0, "no crash emitted anything");
-        h.schedule_after_idle_time().await;
-        h.assert_exact(&expected(&readings)).await;
+        h.assert_exact_after_idle(&readings).await;
     })
     .await;
 }

@@ -17,15 +17,30 @@ use std::time::Duration;
 use base64::Engine as _;
 use tokio::process::{Child, Command};
 use wildrydes_core::{Aggregate, Reading, UnicornName};
-use wildrydes_local_aws::{LocalAws, LocalAwsOptions, workshop};
+use wildrydes_local_aws::{LocalAws, workshop};
 use wildrydes_testkit::lambda_runtime::RuntimeApi;
-use wildrydes_testkit::{WORKSHOP_DAY, read_stream, readings_of_minute};
+use wildrydes_testkit::{WORKSHOP_DAY, read_stream, readings_of_minute, start_local_aws};
 
 fn fixture(name: &str) -> PathBuf {
     PathBuf::from(format!(
         "{}/../../tests/fixtures/events/{name}",
         env!("CARGO_MANIFEST_DIR")
     ))
+}
+
+/// Runs `test`, panicking if it takes longer than two minutes: these tests
+/// start real binaries, and a cold cargo-lambda takes a while.
+async fn slow<F: std::future::Future>(test: F) -> F::Output {
+    tokio::time::timeout(Duration::from_secs(120), test)
+        .await
+        .expect("test timed out")
+}
+
+/// The embedded backend with the workshop's streams and tables.
+async fn workshop_backend() -> LocalAws {
+    let local = start_local_aws().await;
+    workshop::ensure_workshop_resources(&local).await.unwrap();
+    local
 }
 
 async fn count(local: &LocalAws, table: &str) -> usize {
@@ -36,9 +51,8 @@ async fn count(local: &LocalAws, table: &str) -> usize {
 
 #[tokio::test]
 async fn the_binary_answers_lambda_and_writes_the_table() {
-    tokio::time::timeout(Duration::from_secs(120), async {
-        let local = LocalAws::start(LocalAwsOptions::default()).await.unwrap();
-        workshop::ensure_workshop_resources(&local).await.unwrap();
+    slow(async {
+        let local = workshop_backend().await;
         let api = RuntimeApi::start().await;
         let exe = env!("CARGO_BIN_EXE_wildrydes-stream-processor");
         let mut function = api.function(exe, &local, &[("TABLE_NAME", workshop::SENSOR_TABLE)]);
@@ -72,8 +86,7 @@ async fn the_binary_answers_lambda_and_writes_the_table() {
                 .any(|l| l["_aws"].is_object() && l["RecordsIn"] == 6.0)
         );
     })
-    .await
-    .expect("test timed out");
+    .await;
 }
 
 #[tokio::test]
@@ -153,9 +166,8 @@ fn write_shard_event(
 
 #[tokio::test]
 async fn the_aggregator_binary_follows_a_split_and_flushes_on_schedule() {
-    tokio::time::timeout(Duration::from_secs(120), async {
-        let local = LocalAws::start(LocalAwsOptions::default()).await.unwrap();
-        workshop::ensure_workshop_resources(&local).await.unwrap();
+    slow(async {
+        let local = workshop_backend().await;
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
             .join(format!("aggregator-runtime-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
@@ -297,15 +309,13 @@ async fn the_aggregator_binary_follows_a_split_and_flushes_on_schedule() {
         );
         std::fs::remove_dir_all(&dir).unwrap();
     })
-    .await
-    .expect("test timed out");
+    .await;
 }
 
 #[tokio::test]
 async fn the_binary_prints_the_alarm_and_answers_lambda() {
-    tokio::time::timeout(Duration::from_secs(120), async {
-        let local = LocalAws::start(LocalAwsOptions::default()).await.unwrap();
-        workshop::ensure_workshop_resources(&local).await.unwrap();
+    slow(async {
+        let local = workshop_backend().await;
         let api = RuntimeApi::start().await;
         let env = [
             ("ALARM_TABLE_NAME", workshop::ALARM_TABLE),
@@ -363,8 +373,7 @@ async fn the_binary_prints_the_alarm_and_answers_lambda() {
         assert_eq!(rejects.len(), 1);
         assert_eq!(rejects[0]["Pipeline"].as_s().unwrap(), "alarm");
     })
-    .await
-    .expect("test timed out");
+    .await;
 }
 
 #[tokio::test]

@@ -6,7 +6,6 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use aws_sdk_dynamodb::Client;
 use tokio::time::Instant;
 use wildrydes_core::Aggregate;
 use wildrydes_core::item::{Item, aggregate_to_item};
@@ -14,7 +13,7 @@ use wildrydes_core::rejects::Reject;
 use wildrydes_lambda::kinesis::ShardEvent;
 use wildrydes_lambda::stream_processor::{Config, handle};
 use wildrydes_local_aws::{LocalAws, LocalAwsOptions, workshop};
-use wildrydes_testkit::bounded;
+use wildrydes_testkit::{bounded, scan_table};
 
 const DAY: &str = include_str!("../../../tests/fixtures/shadowfax-2016-02-12.json");
 
@@ -28,9 +27,8 @@ fn event(name: &str) -> ShardEvent {
 }
 
 /// The items the table must hold for these fixture lines.
-fn items_of(lines: &[&str]) -> Vec<Item> {
+fn items_of<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<Item> {
     let mut items: Vec<_> = lines
-        .iter()
         .map(|l| aggregate_to_item(&Aggregate::from_json(l.as_bytes()).unwrap()))
         .collect();
     sort(&mut items);
@@ -46,17 +44,27 @@ fn sort(items: &mut [Item]) {
     });
 }
 
-async fn scan(client: &Client, table: &str) -> Vec<Item> {
-    let mut items = wildrydes_testkit::scan_table(client, table).await;
-    if table == workshop::SENSOR_TABLE {
-        sort(&mut items);
-    }
-    items
-}
-
 struct Setup {
     local: LocalAws,
     config: Config,
+}
+
+impl Setup {
+    /// What the sensor table holds, sorted as [`items_of`] sorts.
+    async fn table(&self) -> Vec<Item> {
+        let mut items = scan_table(&self.local.dynamodb_client(), workshop::SENSOR_TABLE).await;
+        sort(&mut items);
+        items
+    }
+
+    /// What the rejects table holds.
+    async fn rejects(&self) -> Vec<Reject> {
+        scan_table(&self.local.dynamodb_client(), workshop::REJECTS_TABLE)
+            .await
+            .iter()
+            .map(|i| Reject::from_item(i).unwrap())
+            .collect()
+    }
 }
 
 async fn setup() -> Setup {
@@ -88,19 +96,11 @@ async fn all_good_records_land_as_the_workshop_stored_them() {
     bounded(async {
         let s = setup().await;
         assert_eq!(invoke(&s, event("all-good.json")).await, None);
-        let lines: Vec<_> = DAY.lines().take(100).collect();
-        let client = s.local.dynamodb_client();
-        assert_eq!(
-            scan(&client, workshop::SENSOR_TABLE).await,
-            items_of(&lines)
-        );
-        assert!(scan(&client, workshop::REJECTS_TABLE).await.is_empty());
+        assert_eq!(s.table().await, items_of(DAY.lines().take(100)));
+        assert!(s.rejects().await.is_empty());
         // Delivered again (at-least-once): same table, no failure.
         assert_eq!(invoke(&s, event("all-good.json")).await, None);
-        assert_eq!(
-            scan(&client, workshop::SENSOR_TABLE).await,
-            items_of(&lines)
-        );
+        assert_eq!(s.table().await, items_of(DAY.lines().take(100)));
     })
     .await;
 }
@@ -110,10 +110,9 @@ async fn a_whole_day_in_one_event() {
     bounded(async {
         let s = setup().await;
         assert_eq!(invoke(&s, event("whole-day.json")).await, None);
-        let lines: Vec<_> = DAY.lines().collect();
-        let items = scan(&s.local.dynamodb_client(), workshop::SENSOR_TABLE).await;
+        let items = s.table().await;
         assert_eq!(items.len(), 1440);
-        assert_eq!(items, items_of(&lines));
+        assert_eq!(items, items_of(DAY.lines()));
     })
     .await;
 }
@@ -123,17 +122,13 @@ async fn duplicates_land_once_and_the_last_delivery_wins() {
     bounded(async {
         let s = setup().await;
         assert_eq!(invoke(&s, event("duplicates.json")).await, None);
-        let lines: Vec<_> = DAY.lines().take(3).collect();
-        let mut expected = items_of(&lines);
+        let mut expected = items_of(DAY.lines().take(3));
         // The batch delivered minute 00:00 again, corrected, after its first copy.
         expected[0].insert(
             "Distance".into(),
             aws_sdk_dynamodb::types::AttributeValue::N("1400".into()),
         );
-        assert_eq!(
-            scan(&s.local.dynamodb_client(), workshop::SENSOR_TABLE).await,
-            expected
-        );
+        assert_eq!(s.table().await, expected);
     })
     .await;
 }
@@ -144,17 +139,8 @@ async fn garbage_is_rejected_with_its_bytes_and_good_records_beside_it_are_writt
         let s = setup().await;
         let sent = event("garbage.json");
         assert_eq!(invoke(&s, sent.clone()).await, None);
-        let client = s.local.dynamodb_client();
-        let lines: Vec<_> = DAY.lines().take(3).collect();
-        assert_eq!(
-            scan(&client, workshop::SENSOR_TABLE).await,
-            items_of(&lines)
-        );
-        let mut rejects: Vec<_> = scan(&client, workshop::REJECTS_TABLE)
-            .await
-            .iter()
-            .map(|i| Reject::from_item(i).unwrap())
-            .collect();
+        assert_eq!(s.table().await, items_of(DAY.lines().take(3)));
+        let mut rejects = s.rejects().await;
         rejects.sort_by(|a, b| a.sequence_number.cmp(&b.sequence_number));
         let bad: Vec<_> = [1, 3, 4].iter().map(|&i| &sent.records[i]).collect();
         assert_eq!(rejects.len(), 3);
@@ -175,7 +161,7 @@ async fn garbage_is_rejected_with_its_bytes_and_good_records_beside_it_are_writt
         }
         // A replay stores each reject once.
         assert_eq!(invoke(&s, sent).await, None);
-        assert_eq!(scan(&client, workshop::REJECTS_TABLE).await.len(), 3);
+        assert_eq!(s.rejects().await.len(), 3);
     })
     .await;
 }
@@ -186,13 +172,11 @@ async fn every_validation_failure_is_kept_with_its_reason() {
         let s = setup().await;
         let sent = event("invalid.json");
         assert_eq!(invoke(&s, sent.clone()).await, None);
-        let client = s.local.dynamodb_client();
-        let lines: Vec<_> = DAY.lines().take(12).collect();
-        assert_eq!(scan(&client, workshop::SENSOR_TABLE).await, items_of(&lines));
-        let by_sequence: HashMap<String, String> = scan(&client, workshop::REJECTS_TABLE)
+        assert_eq!(s.table().await, items_of(DAY.lines().take(12)));
+        let by_sequence: HashMap<String, String> = s
+            .rejects()
             .await
-            .iter()
-            .map(|i| Reject::from_item(i).unwrap())
+            .into_iter()
             .map(|r| (r.sequence_number, r.reason))
             .collect();
         let expected = [

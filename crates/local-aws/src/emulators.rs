@@ -348,29 +348,22 @@ fn open_database(data_dir: Option<&Path>) -> Result<Database, LocalAwsError> {
 
 #[cfg(test)]
 mod tests {
-    use std::future::Future;
-
     use aws_sdk_dynamodb::types::AttributeValue;
     use aws_sdk_kinesis::primitives::Blob;
     use aws_sdk_kinesis::types::ShardIteratorType;
 
     use super::*;
+    use crate::testing::{bounded, started};
     use crate::{KeyAttribute, TableSpec, ensure_stream, ensure_table};
 
-    /// Options that keep the state in `dir`.
-    fn kept_in(dir: &std::path::Path) -> LocalAwsOptions {
-        LocalAwsOptions {
-            data_dir: Some(dir.to_path_buf()),
+    /// A temporary directory, and options that keep the state in it.
+    fn kept() -> (tempfile::TempDir, LocalAwsOptions) {
+        let dir = tempfile::tempdir().unwrap();
+        let options = LocalAwsOptions {
+            data_dir: Some(dir.path().to_path_buf()),
             ..LocalAwsOptions::default()
-        }
-    }
-
-    /// Every test here finishes in well under a second; this only turns a
-    /// hang into a failure.
-    async fn bounded<F: Future>(test: F) -> F::Output {
-        tokio::time::timeout(Duration::from_secs(30), test)
-            .await
-            .expect("test timed out")
+        };
+        (dir, options)
     }
 
     fn table_spec() -> TableSpec {
@@ -385,7 +378,7 @@ mod tests {
     #[tokio::test]
     async fn in_memory_instance_serves_both_apis_and_stops() {
         bounded(async {
-            let local = LocalAws::start(LocalAwsOptions::default()).await.unwrap();
+            let local = started().await;
             assert!(local.kinesis_endpoint().starts_with("http://127.0.0.1:"));
             assert_ne!(local.kinesis_endpoint(), local.dynamodb_endpoint());
             assert_eq!(local.data_dir(), None);
@@ -403,8 +396,7 @@ mod tests {
     #[tokio::test]
     async fn file_backed_state_survives_a_restart() {
         bounded(async {
-            let dir = tempfile::tempdir().unwrap();
-            let options = kept_in(dir.path());
+            let (_dir, options) = kept();
 
             let first = LocalAws::start(options.clone()).await.unwrap();
             let kinesis = first.kinesis_client();
@@ -474,8 +466,7 @@ mod tests {
     #[tokio::test]
     async fn a_data_dir_in_use_is_refused_until_released() {
         bounded(async {
-            let dir = tempfile::tempdir().unwrap();
-            let options = kept_in(dir.path());
+            let (dir, options) = kept();
             let first = LocalAws::start(options.clone()).await.unwrap();
 
             let refused = LocalAws::start(options.clone()).await.unwrap_err();
@@ -498,10 +489,9 @@ mod tests {
     #[tokio::test]
     async fn unreadable_kinesis_state_fails_the_start() {
         bounded(async {
-            let dir = tempfile::tempdir().unwrap();
+            let (dir, options) = kept();
             std::fs::create_dir_all(dir.path().join(KINESIS_DIR)).unwrap();
             std::fs::write(dir.path().join(KINESIS_DIR).join("wal.log"), "not a log").unwrap();
-            let options = kept_in(dir.path());
             let err = LocalAws::start(options).await.unwrap_err();
             assert!(
                 matches!(&err, LocalAwsError::KinesisState { path, .. } if path.ends_with(KINESIS_DIR)),
@@ -532,7 +522,7 @@ mod tests {
     #[tokio::test]
     async fn sdk_config_and_env_point_at_the_instance() {
         bounded(async {
-            let local = LocalAws::start(LocalAwsOptions::default()).await.unwrap();
+            let local = started().await;
             let config = local.sdk_config();
             assert_eq!(config.region().map(|r| r.as_ref()), Some(REGION));
 
@@ -561,7 +551,7 @@ mod tests {
     #[tokio::test]
     async fn dropping_the_instance_stops_both_servers() {
         bounded(async {
-            let local = LocalAws::start(LocalAwsOptions::default()).await.unwrap();
+            let local = started().await;
             let addrs = [local.kinesis_addr, local.dynamodb_addr];
             drop(local);
             // The servers stop in the background; wait (bounded by the test

@@ -44,6 +44,8 @@ pub mod fault_proxy;
 mod options;
 mod provision;
 mod sdk;
+#[cfg(test)]
+mod testing;
 pub mod workshop;
 
 pub use emulators::LocalAws;

@@ -241,13 +241,8 @@ pub async fn ensure_table(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::testing::{bounded, started};
     use crate::{LocalAws, LocalAwsOptions};
-
-    async fn bounded<F: std::future::Future>(test: F) -> F::Output {
-        tokio::time::timeout(Duration::from_secs(30), test)
-            .await
-            .expect("test timed out")
-    }
 
     #[tokio::test]
     async fn a_stream_still_creating_is_waited_for() {
@@ -278,7 +273,7 @@ mod tests {
     #[tokio::test]
     async fn a_table_without_sort_key_is_created_with_that_schema() {
         bounded(async {
-            let local = LocalAws::start(LocalAwsOptions::default()).await.unwrap();
+            let local = started().await;
             let dynamodb = local.dynamodb_client();
             let spec = TableSpec {
                 name: "Unicorns".to_owned(),
@@ -312,7 +307,7 @@ mod tests {
     #[tokio::test]
     async fn invalid_names_fail_with_the_operation_named() {
         bounded(async {
-            let local = LocalAws::start(LocalAwsOptions::default()).await.unwrap();
+            let local = started().await;
             // DynamoDB table names need at least 3 characters.
             let spec = TableSpec {
                 name: "ab".to_owned(),

@@ -86,17 +86,15 @@ pub async fn ensure_workshop_resources(local: &LocalAws) -> Result<(), LocalAwsE
 
 #[cfg(test)]
 mod tests {
-    use std::time::Duration;
-
     use aws_sdk_dynamodb::types::KeyType;
 
     use super::*;
-    use crate::LocalAwsOptions;
+    use crate::testing::{bounded, started};
 
     #[tokio::test]
     async fn workshop_resources_are_created_once() {
-        tokio::time::timeout(Duration::from_secs(30), async {
-            let local = LocalAws::start(LocalAwsOptions::default()).await.unwrap();
+        bounded(async {
+            let local = started().await;
             ensure_workshop_resources(&local).await.unwrap();
             // A second run finds everything and changes nothing.
             ensure_workshop_resources(&local).await.unwrap();
@@ -129,7 +127,6 @@ mod tests {
             );
             local.shutdown().await.unwrap();
         })
-        .await
-        .expect("test timed out");
+        .await;
     }
 }

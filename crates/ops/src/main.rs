@@ -249,15 +249,9 @@ mod tests {
     #[test]
     fn project_root_is_the_workspace_that_holds_this_crate() {
         let root = project_root();
-        assert!(
-            root.join("crates/ops/Cargo.toml").is_file(),
-            "{}",
-            root.display()
-        );
-        assert!(
-            root.join("infra/wildrydes.yaml").is_file(),
-            "{}",
-            root.display()
-        );
+        for file in ["crates/ops/Cargo.toml", "infra/wildrydes.yaml"] {
+            let path = root.join(file);
+            assert!(path.is_file(), "{}", path.display());
+        }
     }
 }

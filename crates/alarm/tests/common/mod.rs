@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use wildrydes_alarm::store::StateStore;
-use wildrydes_alarm::{AlarmSettings, Detector, MagicAlarm, Notifier};
+use wildrydes_alarm::{AlarmOutcome, AlarmSettings, Detector, MagicAlarm, Notifier};
 use wildrydes_core::input::{ShardSource, SourceRecord};
 use wildrydes_core::rejects::RejectStore;
 use wildrydes_core::retry::RetryPolicy;
@@ -70,6 +70,12 @@ pub fn alarm(local: &LocalAws, notifiers: Vec<Arc<dyn Notifier>>) -> MagicAlarm 
     .with_settings(quick())
 }
 
+/// `alarm` judges `records` as one batch of the readings shard, with time to
+/// spare.
+pub async fn process(alarm: &MagicAlarm, records: &[SourceRecord]) -> AlarmOutcome {
+    alarm.process(&source(), records, deadline()).await
+}
+
 /// The state store the alarm of [`alarm`] uses.
 pub fn store(local: &LocalAws) -> StateStore {
     StateStore::new(local.dynamodb_client(), workshop::ALARM_TABLE)
@@ -93,6 +99,7 @@ static SEQUENCE: AtomicU64 = AtomicU64::new(1);
 
 fn record(name: &str, data: String) -> SourceRecord {
     SourceRecord {
+        sub_sequence_number: None,
         sequence_number: format!("{:056}", SEQUENCE.fetch_add(1, Ordering::Relaxed)),
         partition_key: name.to_owned(),
         data: data.into_bytes(),

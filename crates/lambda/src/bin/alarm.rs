@@ -24,11 +24,8 @@ async fn main() -> Result<(), Error> {
         "alarm ready"
     );
     let alarm = &alarm;
-    bootstrap::serve(
-        config.deadline_margin,
-        |event: ShardEvent, deadline| async move {
-            Ok::<_, Error>(handle(alarm, event, deadline).await)
-        },
-    )
+    bootstrap::serve_answers(config.deadline_margin, |event: ShardEvent, deadline| {
+        handle(alarm, event, deadline)
+    })
     .await
 }

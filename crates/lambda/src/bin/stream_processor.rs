@@ -18,11 +18,8 @@ async fn main() -> Result<(), Error> {
     let processor = config.processor(aws_sdk_dynamodb::Client::new(&aws));
     tracing::info!(table = %config.table_name, rejects = %config.rejects_table_name, "stream processor ready");
     let processor = &processor;
-    bootstrap::serve(
-        config.deadline_margin,
-        |event: ShardEvent, deadline| async move {
-            Ok::<_, Error>(handle(processor, event, deadline).await)
-        },
-    )
+    bootstrap::serve_answers(config.deadline_margin, |event: ShardEvent, deadline| {
+        handle(processor, event, deadline)
+    })
     .await
 }
