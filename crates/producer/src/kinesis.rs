@@ -251,7 +251,7 @@ impl RecordSink for KinesisStream {
             .map(|e| {
                 PutRecordsRequestEntry::builder()
                     .partition_key(e.partition_key)
-                    .data(Blob::new(e.data.into_bytes()))
+                    .data(Blob::new(e.data))
                     .build()
             })
             .collect::<Result<Vec<_>, _>>()

@@ -10,7 +10,16 @@
 //! - `shard_id`, `sequence_number`: where Kinesis stored the record, as its
 //!   PutRecords answer said; together they identify the record in the stream,
 //!   so a verifier can match the ledger against what it reads back.
-//! - `partition_key`: the key it was sent with (the unicorn's name).
+//! - `sub_sequence_number`, only with `--aggregate`: the reading's index in
+//!   the KPL aggregated record that carried it, right after
+//!   `sequence_number`: the pair is how the KCL addresses a user record.
+//!   A line without it is a reading that was a record of its own.
+//!
+//!   ```text
+//!   {"shard_id":"shardId-000000000000","sequence_number":"4959...","sub_sequence_number":17,"partition_key":"Shadowfax","data":{...}}
+//!   ```
+//! - `partition_key`: the key it was sent with (the unicorn's name; with
+//!   `--aggregate`, its own key in the aggregate, whatever the record's).
 //! - `data`: the reading exactly as sent, byte for byte: the workshop's JSON
 //!   object, embedded as is (not as a string).
 //!
@@ -19,7 +28,9 @@
 //!   failed is reported by the producer and absent here);
 //! - a unicorn's lines are in `StatusTime` order, one per simulated second,
 //!   with a gap only where a reading finally failed; within one shard,
-//!   sequence numbers increase down the file;
+//!   sequence numbers increase down the file (with `--aggregate`, the
+//!   readings of one record share its sequence number and follow each other
+//!   in sub-sequence order);
 //! - to recompute the expected per-minute aggregates, group `data` by `Name`
 //!   and by the minute of `StatusTime` and take SUM(`Distance`) and
 //!   MIN/MAX of `MagicPoints` and `HealthPoints`.
@@ -52,6 +63,10 @@ pub struct LedgerEntry {
     pub shard_id: String,
     /// The record's sequence number in that shard.
     pub sequence_number: String,
+    /// The reading's index in its KPL aggregated record (`--aggregate`);
+    /// `None` for a reading that was a record of its own.
+    #[serde(default)]
+    pub sub_sequence_number: Option<u64>,
     /// The partition key it was sent with.
     pub partition_key: String,
     /// The record's data, the exact bytes sent.
@@ -92,15 +107,23 @@ impl Ledger {
         &self.path
     }
 
-    /// Appends the line of one acknowledged reading.
+    /// Appends the line of one acknowledged reading; `sub_sequence_number`
+    /// is its index in the aggregated record that carried it, if any.
     pub fn record(
         &mut self,
         shard_id: &str,
         sequence_number: &str,
+        sub_sequence_number: Option<usize>,
         partition_key: &str,
         data: &str,
     ) -> Result<(), LedgerError> {
-        let line = line(shard_id, sequence_number, partition_key, data);
+        let line = line(
+            shard_id,
+            sequence_number,
+            sub_sequence_number,
+            partition_key,
+            data,
+        );
         writeln!(self.out, "{line}").map_err(|source| self.error(source))
     }
 
@@ -119,11 +142,21 @@ impl Ledger {
 }
 
 /// One ledger line, without its newline. `data` must be a JSON object (the
-/// producer's own reading JSON); it is embedded verbatim.
-pub fn line(shard_id: &str, sequence_number: &str, partition_key: &str, data: &str) -> String {
+/// producer's own reading JSON); it is embedded verbatim. Without a
+/// `sub_sequence_number` the line has no such key.
+pub fn line(
+    shard_id: &str,
+    sequence_number: &str,
+    sub_sequence_number: Option<usize>,
+    partition_key: &str,
+    data: &str,
+) -> String {
     let quote = |s: &str| serde_json::Value::from(s).to_string();
+    let sub = sub_sequence_number
+        .map(|n| format!(",\"sub_sequence_number\":{n}"))
+        .unwrap_or_default();
     format!(
-        "{{\"shard_id\":{},\"sequence_number\":{},\"partition_key\":{},\"data\":{data}}}",
+        "{{\"shard_id\":{},\"sequence_number\":{}{sub},\"partition_key\":{},\"data\":{data}}}",
         quote(shard_id),
         quote(sequence_number),
         quote(partition_key),
@@ -140,7 +173,7 @@ mod tests {
 
     #[test]
     fn lines_embed_the_data_verbatim_and_parse_back() {
-        let l = line("shardId-000000000000", "4959", "Shadowfax", DATA);
+        let l = line("shardId-000000000000", "4959", None, "Shadowfax", DATA);
         assert_eq!(
             l,
             format!(
@@ -150,13 +183,28 @@ mod tests {
         let entry = LedgerEntry::parse(&l).unwrap();
         assert_eq!(entry.shard_id, "shardId-000000000000");
         assert_eq!(entry.sequence_number, "4959");
+        assert_eq!(entry.sub_sequence_number, None);
         assert_eq!(entry.partition_key, "Shadowfax");
         assert_eq!(entry.data.get(), DATA);
     }
 
     #[test]
+    fn an_aggregated_reading_names_its_index_in_the_record() {
+        let l = line("shardId-000000000000", "4959", Some(17), "Shadowfax", DATA);
+        assert_eq!(
+            l,
+            format!(
+                r#"{{"shard_id":"shardId-000000000000","sequence_number":"4959","sub_sequence_number":17,"partition_key":"Shadowfax","data":{DATA}}}"#
+            )
+        );
+        let entry = LedgerEntry::parse(&l).unwrap();
+        assert_eq!(entry.sub_sequence_number, Some(17));
+        assert_eq!(entry.data.get(), DATA);
+    }
+
+    #[test]
     fn keys_with_quotes_are_escaped() {
-        let l = line("s", "1", "Uni\"corn", "{}");
+        let l = line("s", "1", None, "Uni\"corn", "{}");
         assert_eq!(LedgerEntry::parse(&l).unwrap().partition_key, "Uni\"corn");
     }
 
@@ -165,8 +213,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("ledger.jsonl");
         let mut ledger = Ledger::create(&path).unwrap();
-        ledger.record("s0", "1", "Shadowfax", DATA).unwrap();
-        ledger.record("s0", "2", "Shadowfax", DATA).unwrap();
+        ledger.record("s0", "1", None, "Shadowfax", DATA).unwrap();
+        ledger
+            .record("s0", "2", Some(0), "Shadowfax", DATA)
+            .unwrap();
         ledger.flush().unwrap();
         let mut text = String::new();
         File::open(&path)

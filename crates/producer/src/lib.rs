@@ -9,7 +9,9 @@
 //! - [`producer`]: `produce`, the loop that simulates each second when due,
 //!   batches, paces, sends and retries, and stops cleanly.
 //! - [`outbox`]: `Outbox`, per-unicorn queues of unacknowledged readings.
-//! - [`batch`]: PutRecords batching within the service's call limits.
+//! - [`batch`]: PutRecords batching within the service's call limits: one
+//!   reading per record, or (`--aggregate`) readings packed into KPL
+//!   aggregated records ([`wildrydes_core::kpl`]), one shard's per record.
 //! - [`shards`]: `ShardMap`, partition key to shard (MD5 hash key ranges).
 //! - [`pacing`]: `ShardPacer`, per-shard write limits enforced before sending.
 //! - [`sender`]: `RecordSink` (the Kinesis calls behind a trait) and
@@ -24,12 +26,26 @@
 //! the Ctrl-C handler, and calls [`app::start`]. Tests drive [`app::start`] or
 //! [`producer::produce`] in-process against the embedded Kinesis.
 //!
-//! Invariants: a unicorn's readings reach the stream in `StatusTime` order,
-//! one PutRecords call in flight at a time with at most one reading per
-//! unicorn; no shard is sent more than 1,000 records or 1 MiB in any second
-//! (unless pacing is turned off in [`settings::Settings`]); a reading is
-//! either acknowledged, or counted as failed and logged, never dropped
-//! silently; the same seed, start time and names give the same bytes.
+//! Invariants:
+//! - a unicorn has at most one reading in flight (in one entry of one of
+//!   the PutRecords calls in flight), so its readings reach the stream in
+//!   `StatusTime` order, failed entries included;
+//! - no shard is sent more than 1,000 records or 1 MiB in any second
+//!   (unless pacing is turned off in [`settings::Settings`]); an aggregated
+//!   record counts once against the records and by its full size (data
+//!   plus partition key) against the bytes;
+//! - no call carries more than 500 records or 5 MiB;
+//! - with `--aggregate` every record is a KPL aggregate of at most
+//!   [`wildrydes_core::kpl::MAX_RECORD_BYTES`] (data plus partition key),
+//!   put under its first reading's partition key, whose readings each keep
+//!   their unicorn's key and all map to one shard by the [`shards`] map
+//!   (the record's, unless the stream was resharded since the map was
+//!   loaded); its acknowledgement acknowledges each of its readings, its
+//!   failure returns each to the front of its unicorn's queue;
+//! - a reading is either acknowledged, or counted as failed and logged,
+//!   never dropped silently;
+//! - the same seed, start time and names give the same readings; without
+//!   `--aggregate`, the same bytes on the stream.
 
 pub mod app;
 pub mod batch;

@@ -11,6 +11,11 @@
 //! the service can have counted it. So a fast call after a slow one cannot
 //! land two seconds' worth of records in one of the service's windows.
 //! Time is tokio's, so tests can run it paused.
+//!
+//! A KPL aggregated record (`--aggregate`) is one record to the service
+//! however many readings it carries, and its full size (data plus partition
+//! key) in bytes: it is admitted like any record, its size chosen beforehand
+//! to fit the shard's [`ShardPacer::room`].
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -64,6 +69,19 @@ impl ShardWindow {
         }
     }
 
+    /// Counts one record of `bytes` admitted at `now`.
+    fn count(&mut self, bytes: u64, now: Instant) {
+        match self.admitted.back_mut() {
+            Some((at, records, total)) if *at == now => {
+                *records += 1;
+                *total += bytes;
+            }
+            _ => self.admitted.push_back((now, 1, bytes)),
+        }
+        self.records += 1;
+        self.bytes += bytes;
+    }
+
     /// Whether one more record of `bytes` fits.
     fn fits(&self, limits: &ShardLimits, bytes: u64) -> bool {
         self.records < limits.records_per_second
@@ -108,16 +126,41 @@ impl ShardPacer {
         if window.records > 0 && !window.fits(&self.limits, bytes) {
             return false;
         }
-        match window.admitted.back_mut() {
-            Some((at, records, total)) if *at == now => {
-                *records += 1;
-                *total += bytes;
-            }
-            _ => window.admitted.push_back((now, 1, bytes)),
-        }
-        window.records += 1;
-        window.bytes += bytes;
+        window.count(bytes, now);
         true
+    }
+
+    /// The bytes one more record for `shard` may have at `now`, or `None`
+    /// when the shard takes no record now (its records or bytes are used up).
+    /// An empty window takes a record of any size (as [`try_admit`](Self::try_admit)
+    /// does): `u64::MAX`. The aggregated planner fills an aggregate up to
+    /// this and then [`charge`](Self::charge)s it.
+    pub fn room(&mut self, shard: usize, now: Instant) -> Option<u64> {
+        let Some(window) = self.windows.get_mut(shard) else {
+            return Some(u64::MAX);
+        };
+        window.expire(now);
+        if window.records == 0 {
+            return Some(u64::MAX);
+        }
+        if window.records >= self.limits.records_per_second {
+            return None;
+        }
+        self.limits
+            .bytes_per_second
+            .checked_sub(window.bytes)
+            .filter(|&left| left > 0)
+    }
+
+    /// Counts one record of `bytes` for `shard` at `now`, whether or not it
+    /// fits: for a record sized to [`room`](Self::room), which does.
+    pub fn charge(&mut self, shard: usize, bytes: u64, now: Instant) {
+        if shard >= self.windows.len() {
+            self.windows.resize_with(shard + 1, ShardWindow::default);
+        }
+        let window = &mut self.windows[shard];
+        window.expire(now);
+        window.count(bytes, now);
     }
 
     /// The earliest instant, not before `now`, at which a record of `bytes`
@@ -256,6 +299,30 @@ mod tests {
         assert_eq!(pacer.next_free(0, 1, planned), returned + WINDOW);
         assert!(!pacer.try_admit(0, 1, planned + WINDOW));
         assert!(pacer.try_admit(0, 1, returned + WINDOW));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn room_is_what_one_more_record_may_take() {
+        let mut pacer = ShardPacer::new(limits(3, 1_000), 1);
+        let t0 = Instant::now();
+        assert_eq!(
+            pacer.room(0, t0),
+            Some(u64::MAX),
+            "an empty window takes anything"
+        );
+        pacer.charge(0, 600, t0);
+        assert_eq!(pacer.room(0, t0), Some(400));
+        assert_eq!(pacer.next_free(0, 400, t0), t0);
+        assert!(pacer.next_free(0, 401, t0) > t0);
+        pacer.charge(0, 400, t0);
+        assert_eq!(pacer.room(0, t0), None, "no byte left");
+        let t1 = t0 + WINDOW;
+        assert_eq!(pacer.room(0, t1), Some(u64::MAX));
+        for _ in 0..3 {
+            pacer.charge(0, 1, t1);
+        }
+        assert_eq!(pacer.room(0, t1), None, "no record left");
+        assert_eq!(pacer.room(7, t1), Some(u64::MAX), "an unknown shard");
     }
 
     #[test]

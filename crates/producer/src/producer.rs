@@ -9,6 +9,15 @@
 //! `k` of the run is stamped `start + k s` and becomes due `k / time_scale`
 //! real seconds after the start; when sending cannot keep up, generation
 //! falls behind real time but the readings themselves do not change.
+//!
+//! With `--aggregate` an entry is a KPL aggregated record carrying the heads
+//! of many unicorns of one shard (still one reading per unicorn in flight).
+//! The entry's outcome is each of its readings': written, every reading is
+//! acknowledged (ledger lines in sub-sequence order, under the record's
+//! shard and sequence number); failed, every reading stays at the front of
+//! its unicorn's queue with its own backoff, or is given up on, exactly as
+//! a reading in a record of its own. Retried readings are packed afresh
+//! with whatever else is ready.
 
 use std::future::Future;
 use std::pin::pin;
@@ -19,7 +28,7 @@ use tokio::time::{Instant, sleep_until};
 use wildrydes_core::StatusTime;
 use wildrydes_core::retry::classify_code;
 
-use crate::batch::{self, Candidate};
+use crate::batch::{self, Candidate, UserCandidate};
 use crate::ledger::{Ledger, LedgerError};
 use crate::pacing::ShardPacer;
 use crate::progress::{Progress, Snapshot};
@@ -113,6 +122,32 @@ impl SimClock {
     }
 }
 
+/// One entry planned for a call: the record, and whose heads it carries.
+#[derive(Debug)]
+struct Planned {
+    /// The unicorns whose heads it carries: one, or with `--aggregate` the
+    /// aggregate's, in sub-sequence order.
+    unicorns: Vec<usize>,
+    /// The shard their partition keys map to.
+    shard: usize,
+    /// Whether the record is a KPL aggregate.
+    aggregated: bool,
+    /// The record.
+    entry: PutEntry,
+}
+
+/// What one entry of a call carried, kept to file its outcome: the record
+/// has gone to the sink.
+#[derive(Debug)]
+struct Load {
+    /// As [`Planned::unicorns`].
+    unicorns: Vec<usize>,
+    /// As [`Planned::shard`].
+    shard: usize,
+    /// As [`Planned::aggregated`].
+    aggregated: bool,
+}
+
 /// The state of one run.
 struct Run<'a, S> {
     /// What to produce and how.
@@ -153,6 +188,9 @@ struct Run<'a, S> {
     last_shard_refresh: Instant,
     /// PutRecords calls made, for the summary.
     calls: u64,
+    /// Kinesis records acknowledged (with `--aggregate`, fewer than the
+    /// readings they carried), for the summary and the progress line.
+    records: u64,
     /// Whether a stop was requested, for the summary.
     interrupted: bool,
 }
@@ -200,6 +238,7 @@ impl<'a, S: RecordSink> Run<'a, S> {
             shards_stale: false,
             last_shard_refresh: now,
             calls: 0,
+            records: 0,
             interrupted: false,
         }
     }
@@ -214,6 +253,15 @@ impl<'a, S: RecordSink> Run<'a, S> {
             time_scale = self.settings.time_scale,
             "producing"
         );
+        if self.settings.aggregate {
+            tracing::info!(
+                max_record_bytes = self
+                    .settings
+                    .aggregate_bytes
+                    .min(wildrydes_core::kpl::MAX_RECORD_BYTES),
+                "packing readings into KPL aggregated records, one shard's each"
+            );
+        }
         let started = Instant::now();
         let mut shutdown = pin!(shutdown);
         let mut stopping = false;
@@ -236,7 +284,7 @@ impl<'a, S: RecordSink> Run<'a, S> {
             let ready = self.outbox.ready(now);
             let calls = self.plan_calls(&ready, now);
             if !calls.is_empty() {
-                let sent = self.send(&calls).await;
+                let sent = self.send(calls).await;
                 let returned = Instant::now();
                 if let Some(pacer) = &mut self.pacer {
                     pacer.settle(now, returned);
@@ -275,6 +323,7 @@ impl<'a, S: RecordSink> Run<'a, S> {
             unicorns: self.tallies,
             simulated,
             calls: self.calls,
+            aggregated_records: self.settings.aggregate.then_some(self.records),
             elapsed: started.elapsed(),
             max_behind: self.max_behind,
             shards: self.shards.len(),
@@ -320,7 +369,7 @@ impl<'a, S: RecordSink> Run<'a, S> {
 
     /// Chooses the next round's calls among the `ready` unicorns: up to
     /// `max_in_flight` calls, no unicorn in two of them.
-    fn plan_calls(&mut self, ready: &[usize], now: Instant) -> Vec<Vec<usize>> {
+    fn plan_calls(&mut self, ready: &[usize], now: Instant) -> Vec<Vec<Planned>> {
         let mut calls = Vec::new();
         let mut left = ready.to_vec();
         while calls.len() < self.settings.max_in_flight.max(1) && !left.is_empty() {
@@ -328,15 +377,23 @@ impl<'a, S: RecordSink> Run<'a, S> {
             if chosen.is_empty() {
                 break;
             }
-            let taken: std::collections::HashSet<usize> = chosen.iter().copied().collect();
+            let taken: std::collections::HashSet<usize> = chosen
+                .iter()
+                .flat_map(|p| p.unicorns.iter().copied())
+                .collect();
             left.retain(|u| !taken.contains(u));
             calls.push(chosen);
         }
         calls
     }
 
-    /// Chooses one call's unicorns among the `ready` ones.
-    fn plan(&mut self, ready: &[usize], now: Instant) -> Vec<usize> {
+    /// Chooses one call's entries among the `ready` unicorns' heads: one
+    /// reading per record, or with `--aggregate` readings packed into
+    /// aggregated records per shard.
+    fn plan(&mut self, ready: &[usize], now: Instant) -> Vec<Planned> {
+        if self.settings.aggregate {
+            return self.plan_aggregated(ready, now);
+        }
         let outbox = &self.outbox;
         let keys = &self.keys;
         let shard_of = &self.shard_of;
@@ -349,41 +406,99 @@ impl<'a, S: RecordSink> Run<'a, S> {
             })
         });
         let pacer = &mut self.pacer;
-        batch::plan(candidates, self.settings.batch, |c| {
+        let chosen = batch::plan(candidates, self.settings.batch, |c| {
             pacer
                 .as_mut()
                 .is_none_or(|p| p.try_admit(c.shard, c.bytes as u64, now))
-        })
+        });
+        chosen
+            .into_iter()
+            .filter_map(|u| {
+                let head = self.outbox.head(u)?;
+                Some(Planned {
+                    unicorns: vec![u],
+                    shard: self.shard_of[u],
+                    aggregated: false,
+                    entry: PutEntry {
+                        partition_key: self.keys[u].clone(),
+                        data: head.data.clone().into_bytes(),
+                    },
+                })
+            })
+            .collect()
     }
 
-    /// Sends the `calls` at once, each with the heads of its unicorns, and
-    /// files every outcome. Errs with a reason when the run cannot go on
-    /// (after filing what the other calls achieved).
-    async fn send(&mut self, calls: &[Vec<usize>]) -> Result<(), String> {
-        let requests: Vec<Vec<PutEntry>> = calls
-            .iter()
-            .map(|chosen| {
-                chosen
-                    .iter()
-                    .filter_map(|&u| {
-                        self.outbox.attempted(u);
-                        let head = self.outbox.head(u)?;
-                        Some(PutEntry {
-                            partition_key: self.keys[u].clone(),
-                            data: head.data.clone(),
-                        })
-                    })
-                    .collect()
+    /// [`Self::plan`] with `--aggregate`: the heads packed into KPL
+    /// aggregated records, each of one shard (see [`batch::plan_aggregated`]).
+    fn plan_aggregated(&mut self, ready: &[usize], now: Instant) -> Vec<Planned> {
+        let outbox = &self.outbox;
+        let keys = &self.keys;
+        let shard_of = &self.shard_of;
+        let candidates = ready.iter().filter_map(|&unicorn| {
+            let head = outbox.head(unicorn)?;
+            Some(UserCandidate {
+                unicorn,
+                shard: shard_of[unicorn],
+                partition_key: &keys[unicorn],
+                data: head.data.as_bytes(),
             })
-            .collect();
-        self.calls += calls.len() as u64;
+        });
+        batch::plan_aggregated(
+            candidates,
+            self.settings.batch,
+            self.settings.aggregate_bytes,
+            self.pacer.as_mut(),
+            now,
+        )
+        .into_iter()
+        .map(|aggregate| {
+            let shard = aggregate.shard;
+            let unicorns = aggregate.unicorns.clone();
+            let (partition_key, data) = aggregate.finish();
+            Planned {
+                unicorns,
+                shard,
+                aggregated: true,
+                entry: PutEntry {
+                    partition_key,
+                    data,
+                },
+            }
+        })
+        .collect()
+    }
+
+    /// Sends the `calls` at once and files every outcome. Errs with a
+    /// reason when the run cannot go on (after filing what the other calls
+    /// achieved).
+    async fn send(&mut self, calls: Vec<Vec<Planned>>) -> Result<(), String> {
+        let mut requests = Vec::with_capacity(calls.len());
+        let mut carried = Vec::with_capacity(calls.len());
+        for call in calls {
+            let mut entries = Vec::with_capacity(call.len());
+            let mut loads = Vec::with_capacity(call.len());
+            for planned in call {
+                for &u in &planned.unicorns {
+                    self.outbox.attempted(u);
+                }
+                entries.push(planned.entry);
+                loads.push(Load {
+                    unicorns: planned.unicorns,
+                    shard: planned.shard,
+                    aggregated: planned.aggregated,
+                });
+            }
+            requests.push(entries);
+            carried.push(loads);
+        }
+        self.calls += requests.len() as u64;
         let sink = &self.sink;
         let answers =
             futures::future::join_all(requests.into_iter().map(|e| sink.put_records(e))).await;
         let now = Instant::now();
         let mut result = Ok(());
-        for (chosen, answer) in calls.iter().zip(answers) {
-            let filed = self.file(chosen, answer, now);
+        for (loads, answer) in carried.iter().zip(answers) {
+            let filed = self.file(loads, answer, now);
             if result.is_ok() {
                 result = filed;
             }
@@ -391,29 +506,36 @@ impl<'a, S: RecordSink> Run<'a, S> {
         result
     }
 
-    /// Files the outcomes of one call with the heads of `chosen`.
+    /// Files the outcomes of one call, whose entries carried `loads`.
     fn file(
         &mut self,
-        chosen: &[usize],
+        loads: &[Load],
         answer: Result<Vec<EntryOutcome>, CallError>,
         now: Instant,
     ) -> Result<(), String> {
         match answer {
             Ok(outcomes) => {
                 let mut acknowledged = 0;
-                for (&u, outcome) in chosen.iter().zip(outcomes) {
+                for (load, outcome) in loads.iter().zip(outcomes) {
                     match outcome {
                         EntryOutcome::Written {
                             shard_id,
                             sequence_number,
                         } => {
-                            self.written(u, &shard_id, &sequence_number)
-                                .map_err(|e| e.to_string())?;
-                            acknowledged += 1;
+                            if load.aggregated {
+                                self.landed(load, &shard_id);
+                            }
+                            for (index, &u) in load.unicorns.iter().enumerate() {
+                                let sub = load.aggregated.then_some(index);
+                                self.written(u, &shard_id, &sequence_number, sub)
+                                    .map_err(|e| e.to_string())?;
+                            }
+                            self.records += 1;
+                            acknowledged += load.unicorns.len();
                         }
                         EntryOutcome::Failed { code, message } => {
                             let retry = classify_code(&code);
-                            self.entry_failed(u, retry, &code, &message, now);
+                            self.entry_failed(load, retry, &code, &message, now);
                         }
                     }
                 }
@@ -424,9 +546,10 @@ impl<'a, S: RecordSink> Run<'a, S> {
                 Ok(())
             }
             Err(err) if err.retry == Retry::Transient => {
-                tracing::warn!(error = %err, records = chosen.len(), "PutRecords call failed; its records will be sent again");
-                for &u in chosen {
-                    self.entry_failed(u, Retry::Transient, "CallFailed", &err.message, now);
+                let records: usize = loads.iter().map(|l| l.unicorns.len()).sum();
+                tracing::warn!(error = %err, records, "PutRecords call failed; its records will be sent again");
+                for load in loads {
+                    self.entry_failed(load, Retry::Transient, "CallFailed", &err.message, now);
                 }
                 Ok(())
             }
@@ -434,12 +557,30 @@ impl<'a, S: RecordSink> Run<'a, S> {
         }
     }
 
-    /// Files an acknowledged head.
+    /// Notes where an aggregated record landed: on another shard than its
+    /// readings map to only when the shard list is stale (resharding). Its
+    /// readings are stored there all the same, and acknowledged (the
+    /// ledger names that shard); the list is reloaded before long.
+    fn landed(&self, load: &Load, shard_id: &str) {
+        let expected = self.shards.shard(load.shard).map(|s| s.shard_id.as_str());
+        if expected != Some(shard_id) && !self.shards_stale {
+            tracing::warn!(
+                expected = expected.unwrap_or("none"),
+                landed = shard_id,
+                readings = load.unicorns.len(),
+                "an aggregated record landed on another shard than its readings map to (resharding?); reloading the shard list"
+            );
+        }
+    }
+
+    /// Files an acknowledged head; `sub_sequence_number` is its index in
+    /// the aggregated record that carried it, if any.
     fn written(
         &mut self,
         u: usize,
         shard_id: &str,
         sequence_number: &str,
+        sub_sequence_number: Option<usize>,
     ) -> Result<(), LedgerError> {
         let Some(pending) = self.outbox.pop(u) else {
             return Ok(());
@@ -453,26 +594,75 @@ impl<'a, S: RecordSink> Run<'a, S> {
             self.shards_stale = true;
         }
         match &mut self.ledger {
-            Some(ledger) => ledger.record(shard_id, sequence_number, &self.keys[u], &pending.data),
+            Some(ledger) => ledger.record(
+                shard_id,
+                sequence_number,
+                sub_sequence_number,
+                &self.keys[u],
+                &pending.data,
+            ),
             None => Ok(()),
         }
     }
 
-    /// Schedules a failed head again, or gives up on it.
-    fn entry_failed(&mut self, u: usize, retry: Retry, code: &str, message: &str, now: Instant) {
-        let attempts = self.outbox.head(u).map_or(0, |p| p.attempts);
+    /// Files a failed entry: each of its heads is scheduled again (at the
+    /// front of its unicorn's queue, so nothing newer overtakes it), or
+    /// given up on. The heads of an aggregated record wait out one backoff
+    /// (its most tried reading's), so they come back together and are
+    /// packed together again; its give-ups are logged once.
+    fn entry_failed(&mut self, load: &Load, retry: Retry, code: &str, message: &str, now: Instant) {
         let policy = &self.settings.retry;
-        if retry == Retry::Transient && policy.may_retry(attempts) {
-            self.outbox.defer(u, now + policy.delay(attempts));
-            self.tallies[u].retried += 1;
-            tracing::debug!(unicorn = %self.keys[u], attempts, code, message, "entry failed; will retry");
+        let most_attempts = load
+            .unicorns
+            .iter()
+            .filter_map(|&u| self.outbox.head(u).map(|p| p.attempts))
+            .max()
+            .unwrap_or(0);
+        let mut delay = None;
+        let mut given_up = Vec::new();
+        for &u in &load.unicorns {
+            let attempts = self.outbox.head(u).map_or(0, |p| p.attempts);
+            if retry == Retry::Transient && policy.may_retry(attempts) {
+                let delay = *delay.get_or_insert_with(|| policy.delay(most_attempts));
+                self.outbox.defer(u, now + delay);
+                self.tallies[u].retried += 1;
+                if !load.aggregated {
+                    tracing::debug!(unicorn = %self.keys[u], attempts, code, message, "entry failed; will retry");
+                }
+                continue;
+            }
+            if let Some(pending) = self.outbox.pop(u) {
+                self.tallies[u].failed += 1;
+                given_up.push((u, pending.second, attempts));
+            }
+        }
+        if load.aggregated {
+            let retried = load.unicorns.len() - given_up.len();
+            if retried > 0 {
+                tracing::debug!(
+                    readings = retried,
+                    code,
+                    message,
+                    "aggregated record failed; its readings will be sent again"
+                );
+            }
+            if let Some(&(u, second, attempts)) = given_up.first() {
+                tracing::error!(
+                    readings = given_up.len(),
+                    first_unicorn = %self.keys[u],
+                    status_time = %self.clock.status_time(second),
+                    attempts,
+                    code,
+                    message,
+                    "aggregated record not delivered; giving up on its readings"
+                );
+            }
             return;
         }
-        if let Some(pending) = self.outbox.pop(u) {
-            self.tallies[u].failed += 1;
+        for (u, second, attempts) in given_up {
             tracing::error!(
                 unicorn = %self.keys[u],
-                status_time = %self.clock.status_time(pending.second),
+                status_time = %self.clock.status_time(second),
                 attempts,
                 code,
                 message,
@@ -494,10 +684,14 @@ impl<'a, S: RecordSink> Run<'a, S> {
         }
         if let Some(pacer) = &self.pacer {
             for &u in ready {
-                let bytes = self
-                    .outbox
-                    .head(u)
-                    .map_or(0, |p| p.data.len() + self.keys[u].len());
+                let bytes = self.outbox.head(u).map_or(0, |p| {
+                    if self.settings.aggregate {
+                        // What the aggregated planner needs room for.
+                        batch::lone_aggregate_size(&self.keys[u], p.data.len())
+                    } else {
+                        p.data.len() + self.keys[u].len()
+                    }
+                });
                 consider(pacer.next_free(self.shard_of[u], bytes as u64, now));
             }
         }
@@ -555,6 +749,7 @@ impl<'a, S: RecordSink> Run<'a, S> {
             retried,
             failed,
             buffered: self.outbox.len(),
+            records: self.settings.aggregate.then_some(self.records),
             simulated: self
                 .next_second
                 .checked_sub(1)
@@ -567,6 +762,14 @@ impl<'a, S: RecordSink> Run<'a, S> {
     fn show(&mut self, now: Instant, generating: bool) {
         let snapshot = self.snapshot(generating, now);
         self.max_behind = self.max_behind.max(snapshot.behind);
+        if snapshot.behind >= BEHIND_WARNING && !self.warned_behind && self.settings.aggregate {
+            self.warned_behind = true;
+            tracing::warn!(
+                behind_seconds = snapshot.behind.as_secs(),
+                shards = self.shards.len(),
+                "falling behind simulated time: readings go out more than 5 s after they are due (each shard takes 1 MiB/s, about 5,000 aggregated readings; throttling and call latency add to it); they keep their simulated times"
+            );
+        }
         if snapshot.behind >= BEHIND_WARNING && !self.warned_behind {
             self.warned_behind = true;
             tracing::warn!(

@@ -1,7 +1,8 @@
 //! What the producer shows while it runs: on a terminal, one progress line
 //! redrawn in place (counts, rate, simulated time, lag); on a pipe, one `.`
-//! per acknowledged record, as the workshop's producer printed; nothing with
-//! `--quiet`. Logs and the final summary go to stderr, never here.
+//! per acknowledged reading (aggregated or not), as the workshop's producer
+//! printed one per record; nothing with `--quiet`. Logs and the final
+//! summary go to stderr, never here.
 
 use std::io::Write;
 use std::time::Duration;
@@ -14,7 +15,7 @@ use wildrydes_core::StatusTime;
 pub enum OutputMode {
     /// A progress line redrawn in place (stdout is a terminal).
     Line,
-    /// One `.` per acknowledged record (stdout is a pipe or a file).
+    /// One `.` per acknowledged reading (stdout is a pipe or a file).
     Dots,
     /// Nothing (`--quiet`).
     Quiet,
@@ -46,6 +47,9 @@ pub struct Snapshot {
     pub failed: u64,
     /// Readings generated but not yet acknowledged.
     pub buffered: usize,
+    /// With `--aggregate`, the Kinesis records that carried the `sent`
+    /// readings; `None` when each reading is a record.
+    pub records: Option<u64>,
     /// Simulated time of the newest reading generated.
     pub simulated: Option<StatusTime>,
     /// How far generation trails simulated time converted to real time.
@@ -96,7 +100,7 @@ impl Progress {
         Self::new(mode, Box::new(std::io::stdout()))
     }
 
-    /// Reports `n` more records acknowledged.
+    /// Reports `n` more readings acknowledged.
     pub fn acknowledged(&mut self, n: usize) {
         if self.mode == OutputMode::Dots && n > 0 {
             // A broken pipe only loses dots; the run goes on.
@@ -141,10 +145,14 @@ impl Progress {
 
 /// The progress line's text.
 fn render(s: &Snapshot, rate: f64) -> String {
-    let mut line = format!(
-        "{} sent ({rate:.0}/s), {} retried, {} failed, {} buffered",
-        s.sent, s.retried, s.failed, s.buffered
-    );
+    let mut line = format!("{} sent ({rate:.0}/s)", s.sent);
+    if let Some(records) = s.records {
+        line.push_str(&format!(" in {records} records"));
+    }
+    line.push_str(&format!(
+        ", {} retried, {} failed, {} buffered",
+        s.retried, s.failed, s.buffered
+    ));
     if let Some(t) = s.simulated {
         line.push_str(&format!(", simulated {t}"));
     }
@@ -186,6 +194,7 @@ mod tests {
             retried: 2,
             failed: 0,
             buffered: 5,
+            records: None,
             simulated: StatusTime::parse("2017-06-05 09:17:08.189").ok(),
             behind: Duration::from_secs(3),
         }
@@ -226,5 +235,17 @@ mod tests {
         assert_eq!(text.matches('\r').count(), 3, "{text:?}");
         assert!(text.contains("100 sent (200/s), 2 retried, 0 failed, 5 buffered, simulated 2017-06-05 09:17:08.189, 3.0s behind"), "{text:?}");
         assert!(text.ends_with("\x1b[K\n"));
+    }
+
+    #[test]
+    fn aggregated_progress_counts_records_too() {
+        let s = Snapshot {
+            records: Some(4),
+            ..snapshot(1_000)
+        };
+        assert_eq!(
+            render(&s, 50.0),
+            "1000 sent (50/s) in 4 records, 2 retried, 0 failed, 5 buffered, simulated 2017-06-05 09:17:08.189, 3.0s behind"
+        );
     }
 }

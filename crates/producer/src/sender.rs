@@ -17,13 +17,15 @@ use wildrydes_core::retry::RetryPolicy;
 
 use crate::shards::ShardRange;
 
-/// One entry of a PutRecords call.
+/// One entry of a PutRecords call: one Kinesis record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PutEntry {
-    /// The partition key: the unicorn's name.
+    /// The partition key: the unicorn's name (with `--aggregate`, the first
+    /// reading's unicorn's, whose shard all the others map to).
     pub partition_key: String,
-    /// The record's data: the reading's JSON.
-    pub data: String,
+    /// The record's data: the reading's JSON, or with `--aggregate` a KPL
+    /// aggregated record of readings ([`wildrydes_core::kpl`]).
+    pub data: Vec<u8>,
 }
 
 impl PutEntry {

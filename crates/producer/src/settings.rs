@@ -22,6 +22,14 @@ pub const DEFAULT_BUFFER: usize = 20_000;
 /// trip (about 15,000/s at AWS's ~30 ms); four lift that fourfold.
 pub const DEFAULT_MAX_IN_FLIGHT: usize = 4;
 
+/// Largest KPL aggregated record (data plus partition key) built with
+/// `--aggregate`: the KPL's own default (`AggregationMaxSize`), about 250
+/// readings. A shard's 1,000 records/s then never bind before its 1 MiB/s
+/// (20 such records fill it), a failed record sends a few hundred readings
+/// back rather than thousands, and consumers get the records they would
+/// get from the KPL.
+pub const DEFAULT_AGGREGATE_BYTES: usize = 51_200;
+
 /// A validated producer configuration.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -58,12 +66,21 @@ pub struct Settings {
     /// Readings held unacknowledged before generation pauses (at least two
     /// seconds' worth of the fleet is always allowed).
     pub buffer: usize,
+    /// Whether readings go packed into KPL aggregated records (`--aggregate`)
+    /// rather than one per record: many readings of one shard per record,
+    /// each under its own partition key.
+    pub aggregate: bool,
+    /// Largest aggregated record, data plus partition key
+    /// ([`DEFAULT_AGGREGATE_BYTES`]); above
+    /// [`MAX_RECORD_BYTES`](wildrydes_core::kpl::MAX_RECORD_BYTES) it is
+    /// taken as that.
+    pub aggregate_bytes: usize,
 }
 
 impl Settings {
     /// Settings for `names` on `stream` with the given seed and start time,
     /// and defaults elsewhere: real time, until stopped, no scenario, no
-    /// ledger, quiet, paced to the service's limits.
+    /// ledger, quiet, paced to the service's limits, one reading per record.
     pub fn new(names: Vec<UnicornName>, stream: &str, seed: u64, start_time: StatusTime) -> Self {
         Self {
             names,
@@ -80,6 +97,8 @@ impl Settings {
             batch: BatchLimits::default(),
             max_in_flight: DEFAULT_MAX_IN_FLIGHT,
             buffer: DEFAULT_BUFFER,
+            aggregate: false,
+            aggregate_bytes: DEFAULT_AGGREGATE_BYTES,
         }
     }
 }

@@ -61,6 +61,9 @@ pub struct Summary {
     pub simulated: Option<(StatusTime, StatusTime)>,
     /// PutRecords calls made.
     pub calls: u64,
+    /// With `--aggregate`, the Kinesis records acknowledged, which carried
+    /// the `sent` readings; `None` when each reading was a record.
+    pub aggregated_records: Option<u64>,
     /// Real time the run took.
     pub elapsed: Duration,
     /// Largest lag of generation behind simulated time.
@@ -113,10 +116,26 @@ impl fmt::Display for Summary {
             self.calls,
             self.elapsed.as_secs_f64()
         )?;
-        if self.max_behind >= NOTABLE_LAG {
+        if let Some(records) = self.aggregated_records {
+            let per_record = if records == 0 {
+                0.0
+            } else {
+                sent as f64 / records as f64
+            };
             writeln!(
                 f,
-                "  fell behind simulated time by up to {:.1}s: {} shard(s) take 1,000 records/s each; lower --time-scale or --count, or add shards",
+                "  aggregated: {sent} readings in {records} Kinesis records ({per_record:.1} per record)"
+            )?;
+        }
+        if self.max_behind >= NOTABLE_LAG {
+            // Aggregated, a shard's bytes are what run out.
+            let limit = match self.aggregated_records {
+                Some(_) => "1 MiB/s",
+                None => "1,000 records/s",
+            };
+            writeln!(
+                f,
+                "  fell behind simulated time by up to {:.1}s: {} shard(s) take {limit} each; lower --time-scale or --count, or add shards",
                 self.max_behind.as_secs_f64(),
                 self.shards
             )?;
@@ -179,6 +198,7 @@ mod tests {
             unicorns,
             simulated: None,
             calls: 3,
+            aggregated_records: None,
             elapsed: Duration::from_secs(1),
             max_behind: Duration::ZERO,
             shards: 1,
@@ -197,6 +217,21 @@ mod tests {
         let text = lossy.to_string();
         assert!(
             text.contains("generated 20, sent 18, retried 0, failed 2, unsent 0"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn aggregated_runs_say_how_many_records_carried_the_readings() {
+        let plain = summary(vec![tally("A", 0), tally("B", 0)]);
+        assert!(!plain.to_string().contains("aggregated"), "{plain}");
+        let aggregated = Summary {
+            aggregated_records: Some(3),
+            ..plain
+        };
+        let text = aggregated.to_string();
+        assert!(
+            text.contains("\n  aggregated: 20 readings in 3 Kinesis records (6.7 per record)\n"),
             "{text}"
         );
     }

@@ -107,6 +107,8 @@ async fn help_tells_a_new_user_what_to_do() {
             "--start-time <TIME>",
             "--seed <N>",
             "--ledger <FILE>",
+            "--aggregate",
+            "[env: WILDRYDES_AGGREGATE=]",
             "--quiet",
             "Examples:",
             "Exit status",

@@ -25,7 +25,7 @@ struct Scripted {
     /// Calls still to fail as a whole, and how.
     failing_calls: Mutex<Vec<CallError>>,
     /// Data accepted, in order.
-    written: Mutex<Vec<(String, String)>>,
+    written: Mutex<Vec<(String, Vec<u8>)>>,
 }
 
 impl Scripted {
@@ -127,12 +127,7 @@ async fn refused_entries_are_retried_then_reported_and_the_rest_goes_on() {
         let times: Vec<i64> = written
             .iter()
             .filter(|(k, _)| k == name)
-            .map(|(_, d)| {
-                Reading::from_json(d.as_bytes())
-                    .unwrap()
-                    .status_time
-                    .epoch_millis()
-            })
+            .map(|(_, d)| Reading::from_json(d).unwrap().status_time.epoch_millis())
             .collect();
         assert_eq!(times.len(), 5);
         assert!(

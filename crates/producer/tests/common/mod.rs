@@ -109,6 +109,66 @@ pub async fn stream_records(local: &LocalAws, stream: &str) -> Vec<SourceRecord>
     wildrydes_testkit::read_stream(&local.kinesis_client(), stream).await
 }
 
+/// One shard of a stream as ListShards describes it, with its records.
+pub struct ShardRecords {
+    /// Its id.
+    pub shard_id: String,
+    /// Its hash key range, inclusive, as ListShards gives it.
+    pub hash_keys: std::ops::RangeInclusive<u128>,
+    /// Its records from TRIM_HORIZON, in order.
+    pub records: Vec<SourceRecord>,
+}
+
+/// Every record of `stream` on `local`, shard by shard, from TRIM_HORIZON,
+/// with each shard's hash key range: which shard holds a record, read from
+/// the stream rather than computed.
+pub async fn records_by_shard(local: &LocalAws, stream: &str) -> Vec<ShardRecords> {
+    use aws_sdk_kinesis::types::ShardIteratorType;
+    let kinesis = local.kinesis_client();
+    let listed = kinesis
+        .list_shards()
+        .stream_name(stream)
+        .send()
+        .await
+        .expect("ListShards");
+    let mut shards = Vec::new();
+    for shard in listed.shards() {
+        let range = shard.hash_key_range().expect("a hash key range");
+        let start: u128 = range.starting_hash_key().parse().expect("a hash key");
+        let end: u128 = range.ending_hash_key().parse().expect("a hash key");
+        let mut iterator = kinesis
+            .get_shard_iterator()
+            .stream_name(stream)
+            .shard_id(shard.shard_id())
+            .shard_iterator_type(ShardIteratorType::TrimHorizon)
+            .send()
+            .await
+            .expect("GetShardIterator")
+            .shard_iterator
+            .expect("an iterator");
+        let mut records = Vec::new();
+        loop {
+            let page = kinesis
+                .get_records()
+                .shard_iterator(&iterator)
+                .send()
+                .await
+                .expect("GetRecords");
+            records.extend(page.records().iter().map(SourceRecord::from));
+            match page.next_shard_iterator {
+                Some(next) if !page.records.is_empty() => iterator = next,
+                _ => break,
+            }
+        }
+        shards.push(ShardRecords {
+            shard_id: shard.shard_id().to_owned(),
+            hash_keys: start..=end,
+            records,
+        });
+    }
+    shards
+}
+
 /// The text of a record's data.
 pub fn text(record: &SourceRecord) -> &str {
     std::str::from_utf8(&record.data).expect("UTF-8 data")
@@ -133,8 +193,30 @@ pub fn per_unicorn(records: &[SourceRecord]) -> BTreeMap<String, Vec<Reading>> {
 /// Asserts that each unicorn's readings are exactly seconds `0..seconds` of
 /// the run, in order: nothing lost, duplicated or reordered.
 pub fn assert_complete_and_ordered(records: &[SourceRecord], unicorns: usize, seconds: u64) {
+    assert_readings_complete_and_ordered(
+        records
+            .iter()
+            .map(|r| (r.partition_key.as_str(), r.data.as_slice())),
+        unicorns,
+        seconds,
+    );
+}
+
+/// [`assert_complete_and_ordered`] for (partition key, data) pairs in
+/// stream order, such as the user records of aggregates.
+pub fn assert_readings_complete_and_ordered<'a>(
+    readings: impl IntoIterator<Item = (&'a str, &'a [u8])>,
+    unicorns: usize,
+    seconds: u64,
+) {
     let start = StatusTime::parse(START).expect("a valid time");
-    let groups = per_unicorn(records);
+    let mut groups = BTreeMap::<String, Vec<Reading>>::new();
+    for (key, data) in readings {
+        groups
+            .entry(key.to_owned())
+            .or_default()
+            .push(Reading::from_json(data).expect("a valid reading"));
+    }
     assert_eq!(groups.len(), unicorns, "unicorns on the stream");
     for (name, readings) in groups {
         let times: Vec<i64> = readings
