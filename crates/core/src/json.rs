@@ -357,6 +357,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_corrupt_kpl_aggregate_is_refused_saying_why() {
+        let mut builder = crate::kpl::AggregateBuilder::new();
+        builder.push(crate::kpl::UserRecord {
+            partition_key: "Shadowfax".into(),
+            explicit_hash_key: None,
+            data: b"{}".to_vec(),
+        });
+        let mut bytes = builder.finish();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x01;
+        let Err(err) = Fields::parse(&bytes) else {
+            panic!("a corrupt aggregate parsed")
+        };
+        assert!(
+            matches!(&err, ValidationError::CorruptAggregate { reason } if reason.contains("MD5")),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .starts_with("record is a KPL aggregate that cannot be read (KPL aggregate's MD5"),
+            "{err}"
+        );
+    }
+
+    #[test]
     fn classifies_the_top_level() {
         for (bytes, found) in [
             (&b"[1,2]"[..], "array"),
