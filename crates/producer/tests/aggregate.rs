@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use common::{
     Limits, assert_readings_complete_and_ordered, fleet, on_backend, records_by_shard, run,
-    settings, stream_records,
+    settings, stream_records, two_shards,
 };
 use md5::{Digest as _, Md5};
 use wildrydes_core::Reading;
@@ -167,14 +167,8 @@ struct Flaky {
 
 impl Flaky {
     fn new() -> Self {
-        let half = u128::MAX / 2;
-        let range = |i: usize, start, end| ShardRange {
-            shard_id: format!("shardId-{i:012}"),
-            start,
-            end,
-        };
         Self {
-            shards: vec![range(0, 0, half), range(1, half + 1, u128::MAX)],
+            shards: two_shards(),
             entries: AtomicUsize::new(0),
             written: Mutex::new(Vec::new()),
             keys_in_flight: Mutex::new(HashSet::new()),

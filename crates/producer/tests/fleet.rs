@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use common::{
     Limits, Recording, assert_complete_and_ordered, fleet, on_backend, settings, stream_records,
+    two_shards,
 };
 use tokio::time::Instant;
 use wildrydes_core::retry::RetryPolicy;
@@ -66,14 +67,8 @@ struct Clocked {
 
 impl Clocked {
     fn two_shards() -> Self {
-        let half = u128::MAX / 2;
-        let range = |i: usize, start, end| ShardRange {
-            shard_id: format!("shardId-{i:012}"),
-            start,
-            end,
-        };
         Self {
-            shards: vec![range(0, 0, half), range(1, half + 1, u128::MAX)],
+            shards: two_shards(),
             arrivals: Mutex::new(Vec::new()),
             sequence: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),

@@ -274,3 +274,15 @@ impl<S: RecordSink> RecordSink for Recording<S> {
         self.inner.list_shards().await
     }
 }
+
+/// Two shards splitting the hash key space in halves, as a 2-shard stream
+/// is created.
+pub fn two_shards() -> Vec<ShardRange> {
+    let half = u128::MAX / 2;
+    let range = |i: usize, start, end| ShardRange {
+        shard_id: format!("shardId-{i:012}"),
+        start,
+        end,
+    };
+    vec![range(0, 0, half), range(1, half + 1, u128::MAX)]
+}
