@@ -58,20 +58,21 @@ pub(crate) struct Fields<'a> {
 impl<'a> Fields<'a> {
     /// Parses `bytes` as one JSON object (surrounding white space allowed).
     pub(crate) fn parse(bytes: &'a [u8]) -> Result<Self, ValidationError> {
-        if bytes.len() > MAX_RECORD_BYTES {
-            return Err(ValidationError::TooLarge {
-                size: bytes.len(),
-                limit: MAX_RECORD_BYTES,
-            });
-        }
         // Consumers deaggregate before validation; an aggregate still here
-        // is one that could not be read.
+        // is one that could not be read (whatever its size: producers
+        // fill aggregates up to 1 MiB, far above a record's limit).
         if crate::kpl::is_aggregated(bytes) {
             return Err(ValidationError::CorruptAggregate {
                 reason: crate::kpl::deaggregate(bytes).map_or_else(
                     |e| e.to_string(),
                     |_| "it reached validation without being deaggregated".to_owned(),
                 ),
+            });
+        }
+        if bytes.len() > MAX_RECORD_BYTES {
+            return Err(ValidationError::TooLarge {
+                size: bytes.len(),
+                limit: MAX_RECORD_BYTES,
             });
         }
         let not_json = |e: serde_json::Error| ValidationError::NotJson {

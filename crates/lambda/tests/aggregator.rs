@@ -15,6 +15,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
@@ -251,6 +253,28 @@ impl Harness {
                     partition_key: r.name.to_string(),
                     data: r.to_json().into_bytes(),
                 }
+            })
+            .collect()
+    }
+
+    /// `groups` of readings as Kinesis records of `shard`, as a KPL
+    /// producer puts them: a group of one as a plain record, a larger one as
+    /// the KPL aggregate of its readings; numbered after that shard's last.
+    fn packed(&mut self, shard: &str, groups: &[&[Reading]]) -> Vec<SourceRecord> {
+        let sequence = self.sequences.entry(shard.to_owned()).or_default();
+        groups
+            .iter()
+            .map(|group| {
+                *sequence += 1;
+                let data = match group {
+                    [one] => one.to_json().into_bytes(),
+                    many => common::kpl(many.iter().map(|r| (r.name.to_string(), r.to_json()))),
+                };
+                SourceRecord::plain(
+                    format!("4959{:052}", *sequence),
+                    group[0].name.as_str(),
+                    data,
+                )
             })
             .collect()
     }
@@ -711,6 +735,119 @@ async fn a_crash_between_emit_and_save_or_before_the_answer_replays_exactly() {
         }
         assert!(emitted_by_crashes > 0, "no crash emitted anything");
         h.assert_exact_after_idle(&readings).await;
+    })
+    .await;
+}
+
+/// `readings` as a KPL producer sends them: runs of 1 to 12 readings (of
+/// every unicorn), each one Kinesis record, and the records in batches of
+/// 1 to 5.
+fn kpl_batches<'a>(readings: &'a [Reading], rng: &mut Lcg) -> Vec<Vec<&'a [Reading]>> {
+    let groups = cuts(readings, rng, 12);
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < groups.len() {
+        let len = usize::try_from(1 + rng.below(5)).unwrap();
+        let end = (at + len).min(groups.len());
+        out.push(groups[at..end].to_vec());
+        at = end;
+    }
+    out
+}
+
+#[tokio::test]
+async fn kpl_aggregates_in_small_batches_of_interleaved_unicorns_with_redeliveries_are_exact() {
+    bounded(async {
+        let mut h = Harness::new().await;
+        let readings = fleet(&FOUR, T0, 6 * 60, 8);
+        let broken = h.function_with(&Config {
+            output_stream: "wildrydes-nowhere".into(),
+            ..config(rules())
+        });
+        let mut rng = Lcg(23);
+        let batches = kpl_batches(&readings, &mut rng);
+        assert!(batches.len() > 20, "{} batches", batches.len());
+        let (mut aggregates, mut failed) = (0, 0);
+        for (i, groups) in batches.iter().enumerate() {
+            let records = h.packed(SHARD0, groups);
+            aggregates += records
+                .iter()
+                .filter(|r| wildrydes_core::kpl::is_aggregated(&r.data))
+                .count();
+            let event = h.event(SHARD0, &records);
+            if i % 2 == 1 {
+                // A failed invocation (if it had aggregates to emit): Lambda
+                // sends the same batch again.
+                let attempt = h.invoke_with(&broken, &event, Duration::from_secs(3));
+                if attempt.await.is_err() {
+                    failed += 1;
+                }
+            }
+            h.invoke(&event).await;
+            if i % 3 == 0 {
+                // The answer was lost: the same batch again, all duplicates.
+                h.invoke(&event).await;
+            }
+        }
+        assert!(aggregates > 2 * batches.len(), "{aggregates} aggregates");
+        assert!(failed > 0, "no invocation failed: the test tested nothing");
+        h.assert_exact_after_idle(&readings).await;
+        h.assert_no_rejects().await;
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_corrupt_aggregate_is_one_reject_and_the_readings_beside_it_are_exact() {
+    bounded(async {
+        let mut h = Harness::new().await;
+        let readings = fleet(&["Shadowfax", "Rocinante", "Bucephalus"], T0, 4 * 60, 9);
+        let mut rng = Lcg(29);
+        let batches = kpl_batches(&readings, &mut rng);
+        // One aggregate in the middle of the run arrives with a bad MD5.
+        let (at, which) = batches
+            .iter()
+            .enumerate()
+            .skip(batches.len() / 2)
+            .find_map(|(i, groups)| Some((i, groups.iter().position(|g| g.len() > 3)?)))
+            .unwrap();
+        let lost: &[Reading] = batches[at][which];
+        let mut bad = None;
+        for (i, groups) in batches.iter().enumerate() {
+            let mut records = h.packed(SHARD0, groups);
+            if i == at {
+                records[which] = common::corrupt(records[which].clone());
+                bad = Some(records[which].clone());
+            }
+            let event = h.event(SHARD0, &records);
+            h.invoke(&event).await;
+        }
+        let bad = bad.unwrap();
+        let kept: Vec<Reading> = readings
+            .iter()
+            .filter(|r| !lost.contains(r))
+            .cloned()
+            .collect();
+        assert_eq!(kept.len(), readings.len() - lost.len());
+        h.assert_exact_after_idle(&kept).await;
+        let rejects = list_rejects(&h.local.dynamodb_client(), REJECTS_TABLE)
+            .await
+            .unwrap();
+        assert_eq!(rejects.len(), 1, "{rejects:?}");
+        let reject = &rejects[0];
+        assert_eq!(reject.pipeline, PipelineName::Aggregate);
+        assert!(
+            reject
+                .reason
+                .starts_with("record is a KPL aggregate that cannot be read"),
+            "{}",
+            reject.reason
+        );
+        assert_eq!(
+            (&reject.sequence_number, reject.sub_sequence_number),
+            (&bad.sequence_number, None)
+        );
+        assert_eq!(reject.data, bad.data);
     })
     .await;
 }

@@ -10,6 +10,8 @@
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -386,4 +388,79 @@ async fn without_a_notifier_the_alarm_binary_says_what_to_set() {
     ] {
         assert!(said.contains(what_to_set), "{said}");
     }
+}
+
+#[tokio::test]
+async fn the_alarm_binary_judges_the_user_records_of_kpl_aggregates() {
+    slow(async {
+        let local = workshop_backend().await;
+        let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR"))
+            .join(format!("alarm-kpl-runtime-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        // Shadowfax and Rocinante interleaved, a second apart, in two KPL
+        // aggregates; Shadowfax drops below 50 in the second, whose fourth
+        // user record it is; a corrupt aggregate between them.
+        let magic = [(53, 90), (51, 90), (50, 89), (52, 89), (49, 88), (47, 88)];
+        let readings: Vec<(String, Vec<u8>)> = magic
+            .iter()
+            .enumerate()
+            .flat_map(|(second, (shadowfax, rocinante))| {
+                [("Shadowfax", *shadowfax), ("Rocinante", *rocinante)].map(|(name, m)| {
+                    let json = format!(
+                        r#"{{"Name":"{name}","StatusTime":"2017-06-05 09:17:{second:02}.189","Latitude":40.749167,"Longitude":-73.985184,"Distance":175,"MagicPoints":{m},"HealthPoints":150}}"#
+                    );
+                    (name.to_owned(), json.into_bytes())
+                })
+            })
+            .collect();
+        let mut shard = common::Shard::of("wildrydes");
+        let records = [
+            shard.aggregate(readings[..5].iter().cloned()),
+            common::corrupt(shard.aggregate(readings[..2].iter().cloned())),
+            shard.aggregate(readings[5..].iter().cloned()),
+        ];
+        let event = dir.join("kpl.json");
+        std::fs::write(&event, shard.event(&records).to_string()).unwrap();
+
+        let api = RuntimeApi::start().await;
+        let env = [
+            ("ALARM_TABLE_NAME", workshop::ALARM_TABLE),
+            ("ALARM_CONSOLE", "true"),
+        ];
+        let function = api.function(env!("CARGO_BIN_EXE_wildrydes-alarm"), &local, &env);
+        let response = api.invoke(&event).await;
+        let again = api.invoke(&event).await;
+        let stdout = logs_of(function).await;
+        let ok = serde_json::json!({ "batchItemFailures": [] });
+        assert_eq!((&response, &again), (&ok, &ok), "the function logged:\n{stdout}");
+        let lines = json_lines(&stdout);
+        let notifications: Vec<&serde_json::Value> = lines
+            .iter()
+            .filter(|l| l["notification"] == "wildrydes-alarm")
+            .collect();
+        assert_eq!(notifications.len(), 1, "{stdout}");
+        assert_eq!(
+            notifications[0]["id"],
+            "Shadowfax/ALARM/2017-06-05T09:17:04.189Z"
+        );
+        assert_eq!(notifications[0]["magicPoints"], 49);
+        assert!(
+            lines.iter().any(|l| l["fields"]["message"] == "batch judged"
+                && l["fields"]["records_in"] == 13
+                && l["fields"]["readings"] == 12
+                && l["fields"]["rejected"] == 1),
+            "{stdout}"
+        );
+        let rejects =
+            wildrydes_testkit::scan_table(&local.dynamodb_client(), workshop::REJECTS_TABLE).await;
+        assert_eq!(rejects.len(), 1);
+        assert!(
+            rejects[0]["Reason"]
+                .as_s()
+                .unwrap()
+                .starts_with("record is a KPL aggregate that cannot be read")
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
+    })
+    .await;
 }

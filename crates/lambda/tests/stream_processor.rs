@@ -1,15 +1,25 @@
 //! The stream processor's handler, called with real Kinesis event files built
-//! from the workshop's data, against the embedded DynamoDB.
+//! from the workshop's data, and with events of KPL aggregates as a shard
+//! delivers them, against the embedded DynamoDB.
 
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::HashMap;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use aws_sdk_dynamodb::types::AttributeValue;
+use common::{FailingWrites, Shard, batches, corrupt, deliver};
+use serde_json::Value;
 use tokio::time::Instant;
 use wildrydes_core::Aggregate;
+use wildrydes_core::input::SourceRecord;
 use wildrydes_core::item::{Item, aggregate_to_item};
+use wildrydes_core::process::Processor;
 use wildrydes_core::rejects::Reject;
+use wildrydes_core::writer::MAX_BATCH_PUTS;
 use wildrydes_lambda::kinesis::ShardEvent;
 use wildrydes_lambda::stream_processor::{Config, handle};
 use wildrydes_local_aws::{LocalAws, LocalAwsOptions, workshop};
@@ -82,8 +92,17 @@ async fn setup() -> Setup {
 /// Runs `event` through the handler; returns the sequence number Lambda is
 /// told to resume at, if any.
 async fn invoke(setup: &Setup, event: ShardEvent) -> Option<String> {
-    let processor = setup.config.processor(setup.local.dynamodb_client());
-    let response = handle(&processor, event, Instant::now() + Duration::from_secs(20)).await;
+    answer(
+        &setup.config.processor(setup.local.dynamodb_client()),
+        event,
+    )
+    .await
+}
+
+/// Runs `event` through the handler over `processor`; returns the sequence
+/// number Lambda is told to resume at, if any.
+async fn answer(processor: &Processor, event: ShardEvent) -> Option<String> {
+    let response = handle(processor, event, Instant::now() + Duration::from_secs(20)).await;
     assert!(response.batch_item_failures.len() <= 1);
     response
         .batch_item_failures
@@ -231,4 +250,289 @@ fn temp_env_unset<T>(name: &str, f: impl FnOnce() -> T) -> T {
         "{name} is set in the test environment"
     );
     f()
+}
+
+// KPL aggregates: each user record is one aggregate of wildrydes-aggregated.
+
+/// The unicorns of the fleet, and what each adds to the workshop's
+/// distance, so that each has figures of its own.
+const FLEET: [(&str, i64); 3] = [("Shadowfax", 0), ("Rocinante", 1), ("Bucephalus", 2)];
+
+/// The workshop's first `minutes` minutes for each unicorn of [`FLEET`],
+/// interleaved minute by minute, as one shard carries a fleet's aggregates.
+fn fleet_minutes(minutes: usize) -> Vec<Value> {
+    DAY.lines()
+        .take(minutes)
+        .flat_map(|line| {
+            let shadowfax: Value = serde_json::from_str(line).unwrap();
+            FLEET.map(|(name, more)| {
+                let mut a = shadowfax.clone();
+                a["Name"] = name.into();
+                a["Distance"] = (a["Distance"].as_i64().unwrap() + more).into();
+                a
+            })
+        })
+        .collect()
+}
+
+/// The item `aggregate` (its JSON) must be, by hand: the name, the minute
+/// in epoch milliseconds, the five figures as numbers.
+fn item_of(aggregate: &Value) -> Item {
+    let time = aggregate["StatusTime"].as_str().unwrap();
+    let ms = chrono::NaiveDateTime::parse_from_str(time, "%Y-%m-%d %H:%M:%S%.3f")
+        .unwrap()
+        .and_utc()
+        .timestamp_millis();
+    let mut item = Item::from([
+        (
+            "Name".to_owned(),
+            AttributeValue::S(aggregate["Name"].as_str().unwrap().to_owned()),
+        ),
+        ("StatusTime".to_owned(), AttributeValue::N(ms.to_string())),
+    ]);
+    for figure in [
+        "Distance",
+        "MinMagicPoints",
+        "MaxMagicPoints",
+        "MinHealthPoints",
+        "MaxHealthPoints",
+    ] {
+        let n = aggregate[figure].as_i64().unwrap();
+        item.insert(figure.to_owned(), AttributeValue::N(n.to_string()));
+    }
+    item
+}
+
+/// The items of `aggregates`, sorted as the table is.
+fn items_of_json<'a>(aggregates: impl IntoIterator<Item = &'a Value>) -> Vec<Item> {
+    let mut items: Vec<Item> = aggregates.into_iter().map(item_of).collect();
+    sort(&mut items);
+    items
+}
+
+/// A user record (or plain record) of `aggregate`: its unicorn, its JSON.
+fn payload(aggregate: &Value) -> (String, Vec<u8>) {
+    (
+        aggregate["Name"].as_str().unwrap().to_owned(),
+        aggregate.to_string().into_bytes(),
+    )
+}
+
+/// `aggregates` packed as a KPL producer packs them: consecutive runs of
+/// `sizes[i % len]` user records per Kinesis record, a size of 0 meaning
+/// one plain record (producers mix both).
+fn pack(shard: &mut Shard, aggregates: &[Value], sizes: &[usize]) -> Vec<SourceRecord> {
+    let mut out = Vec::new();
+    let mut at = 0;
+    while at < aggregates.len() {
+        let size = sizes[out.len() % sizes.len()];
+        if size == 0 {
+            let (key, data) = payload(&aggregates[at]);
+            out.push(shard.plain(&key, data));
+            at += 1;
+        } else {
+            let end = (at + size).min(aggregates.len());
+            out.push(shard.aggregate(aggregates[at..end].iter().map(payload)));
+            at = end;
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn kpl_aggregates_in_small_batches_of_interleaved_unicorns_land_exactly() {
+    bounded(async {
+        let s = setup().await;
+        let mut shard = Shard::of("wildrydes-aggregated");
+        let aggregates = fleet_minutes(40);
+        let records = pack(&mut shard, &aggregates, &[4, 0, 7, 3, 0, 9, 2, 5]);
+        let events = batches(&records, &[3, 2, 4, 1, 5]);
+        assert!(events.len() >= 5, "several batches");
+        assert!(
+            events.iter().any(|e| e
+                .iter()
+                .filter(|r| wildrydes_core::kpl::is_aggregated(&r.data))
+                .count()
+                >= 3),
+            "several aggregates in one event"
+        );
+        for event in &events {
+            assert_eq!(invoke(&s, shard.decoded(event)).await, None);
+        }
+        let want = items_of_json(&aggregates);
+        assert_eq!(want.len(), 120);
+        assert_eq!(s.table().await, want);
+        assert!(s.rejects().await.is_empty(), "{:?}", s.rejects().await);
+        // A batch delivered again (at-least-once): the same table.
+        assert_eq!(invoke(&s, shard.decoded(&events[2])).await, None);
+        assert_eq!(s.table().await, want);
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_corrupt_aggregate_is_one_reject_and_the_records_beside_it_are_written() {
+    bounded(async {
+        let s = setup().await;
+        let mut shard = Shard::of("wildrydes-aggregated");
+        let aggregates = fleet_minutes(5);
+        let [first, good @ .., last] = &aggregates[..] else {
+            unreachable!()
+        };
+        let (key, data) = payload(first);
+        let before = shard.plain(&key, data);
+        let good_aggregate = shard.aggregate(good[..4].iter().map(payload));
+        let bad = corrupt(shard.aggregate(good[4..9].iter().map(payload)));
+        let after_aggregate = shard.aggregate(good[9..].iter().map(payload));
+        let (key, data) = payload(last);
+        let after = shard.plain(&key, data);
+        let sent = [before, good_aggregate, bad.clone(), after_aggregate, after];
+        assert_eq!(invoke(&s, shard.decoded(&sent)).await, None);
+
+        let written: Vec<&Value> = [first]
+            .into_iter()
+            .chain(&good[..4])
+            .chain(&good[9..])
+            .chain([last])
+            .collect();
+        assert_eq!(s.table().await, items_of_json(written.iter().copied()));
+        let rejects = s.rejects().await;
+        assert_eq!(rejects.len(), 1, "{rejects:?}");
+        let reject = &rejects[0];
+        assert!(
+            reject
+                .reason
+                .starts_with("record is a KPL aggregate that cannot be read"),
+            "{}",
+            reject.reason
+        );
+        assert_eq!(reject.data, bad.data, "kept whole");
+        assert_eq!(reject.sequence_number, bad.sequence_number);
+        assert_eq!(reject.sub_sequence_number, None);
+        assert_eq!(
+            reject.record_id(),
+            format!(
+                "wildrydes-aggregated/shardId-000000000000/{}",
+                bad.sequence_number
+            )
+        );
+        // Delivered again: the same one reject, the same table.
+        assert_eq!(invoke(&s, shard.decoded(&sent)).await, None);
+        assert_eq!(s.rejects().await.len(), 1);
+        assert_eq!(s.table().await, items_of_json(written.iter().copied()));
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_corrupt_aggregate_as_large_as_producers_fill_them_is_said_to_be_one() {
+    bounded(async {
+        let s = setup().await;
+        let mut shard = Shard::of("wildrydes-aggregated");
+        // 300 minutes of the fleet in one record: about 45 KB, far below
+        // the 1 MiB a producer fills a record to, far above one aggregate.
+        let aggregates = fleet_minutes(100);
+        let bad = corrupt(shard.aggregate(aggregates.iter().map(payload)));
+        assert!(bad.data.len() > 16_384, "{} bytes", bad.data.len());
+        let (key, data) = payload(&aggregates[0]);
+        let good = shard.plain(&key, data);
+        assert_eq!(invoke(&s, shard.decoded(&[bad.clone(), good])).await, None);
+        assert_eq!(s.table().await, items_of_json(&aggregates[..1]));
+        let rejects = s.rejects().await;
+        assert_eq!(rejects.len(), 1, "{rejects:?}");
+        assert_eq!(rejects[0].sequence_number, bad.sequence_number);
+        assert!(
+            rejects[0]
+                .reason
+                .starts_with("record is a KPL aggregate that cannot be read"),
+            "{}",
+            rejects[0].reason
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_bad_user_record_is_a_reject_named_by_its_place_in_the_aggregate() {
+    bounded(async {
+        let s = setup().await;
+        let mut shard = Shard::of("wildrydes-aggregated");
+        let aggregates = fleet_minutes(2);
+        let mut users: Vec<(String, Vec<u8>)> = aggregates.iter().map(payload).collect();
+        users.insert(2, ("Rocinante".into(), br#"{"Name":"Rocinante"}"#.to_vec()));
+        let sent = [shard.aggregate(users)];
+        assert_eq!(invoke(&s, shard.decoded(&sent)).await, None);
+        assert_eq!(s.table().await, items_of_json(&aggregates));
+        let rejects = s.rejects().await;
+        assert_eq!(rejects.len(), 1, "{rejects:?}");
+        let reject = &rejects[0];
+        assert!(reject.reason.ends_with(" is missing"), "{}", reject.reason);
+        assert_eq!(reject.data, br#"{"Name":"Rocinante"}"#);
+        assert_eq!(reject.partition_key, "Rocinante");
+        assert_eq!(
+            (reject.sequence_number.as_str(), reject.sub_sequence_number),
+            (sent[0].sequence_number.as_str(), Some(2))
+        );
+        assert_eq!(
+            reject.record_id(),
+            format!(
+                "wildrydes-aggregated/shardId-000000000000/{}/2",
+                sent[0].sequence_number
+            )
+        );
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn a_write_failing_in_the_middle_of_an_aggregate_resumes_at_that_aggregate() {
+    bounded(async {
+        let s = setup().await;
+        let mut shard = Shard::of("wildrydes-aggregated");
+        let aggregates = fleet_minutes(40);
+        // A (10 user records), B (60), C (plain), D (12), E (20), F (plain),
+        // G (16): 120 user records, delivered 4 Kinesis records at a time.
+        let records = pack(&mut shard, &aggregates, &[10, 60, 0, 12, 20, 0, 16]);
+        assert_eq!(records.len(), 7);
+        let b = &records[1];
+        // The first batch's items go in calls of 25, in order: the call
+        // holding B's 31st user record (item 40) starts at item 25, B's
+        // 16th user record. It fails once, for good.
+        let poisoned = &aggregates[10 + 30];
+        let minute = item_of(poisoned)["StatusTime"]
+            .as_n()
+            .unwrap()
+            .parse()
+            .unwrap();
+        let name = poisoned["Name"].as_str().unwrap();
+        let failing = FailingWrites::new(workshop::SENSOR_TABLE, name, minute, 1);
+        let processor = s
+            .config
+            .processor(failing.client(&s.local.dynamodb_client()));
+        assert_eq!(MAX_BATCH_PUTS, 25, "the calls this test cuts B by");
+
+        let mut tables = Vec::new();
+        let answers = deliver(&shard, &records, 4, async |event| {
+            let answer = answer(&processor, serde_json::from_value(event).unwrap()).await;
+            tables.push(s.table().await);
+            answer
+        })
+        .await;
+        assert_eq!(failing.failed.load(Ordering::SeqCst), 1);
+        assert_eq!(
+            answers,
+            [Some(b.sequence_number.clone()), None, None],
+            "the retry resumes at B"
+        );
+        // After the failed invocation, B stood half written: its first
+        // user records in the table, the failed call's not.
+        let after_failure = &tables[0];
+        assert!(after_failure.contains(&item_of(&aggregates[10])));
+        assert!(!after_failure.contains(&item_of(poisoned)));
+        assert!(after_failure.len() < 83);
+        // Lambda's retry from B: every reading's item, exactly.
+        assert_eq!(s.table().await, items_of_json(&aggregates));
+        assert!(s.rejects().await.is_empty());
+    })
+    .await;
 }
