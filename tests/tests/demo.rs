@@ -3,7 +3,8 @@
 //! compared item by item with the producer's ledger; and the same under
 //! faults (Kinesis write limits, iterators expiring, BatchWriteItem calls
 //! throttled, the readings stream split and merged, a late device uploading
-//! a backlog, the aggregating and processing daemons killed and restarted).
+//! a backlog, the aggregating and processing daemons killed and restarted);
+//! and both again with the producers packing readings into KPL aggregates.
 
 #![allow(clippy::unwrap_used)]
 
@@ -26,13 +27,14 @@ fn bin_dir() -> PathBuf {
     dir
 }
 
-fn options(faults: bool) -> DemoOptions {
+fn options(faults: bool, aggregate: bool) -> DemoOptions {
     let work_dir = tempfile::tempdir().unwrap().keep();
     DemoOptions {
         unicorns: 3,
         duration_secs: 240,
         time_scale: 40,
         faults,
+        aggregate,
         work_dir,
         bin_dir: bin_dir(),
         progress: false,
@@ -40,8 +42,8 @@ fn options(faults: bool) -> DemoOptions {
     }
 }
 
-async fn demo(faults: bool) {
-    let opts = options(faults);
+async fn demo(faults: bool, aggregate: bool) {
+    let opts = options(faults, aggregate);
     let report = tokio::time::timeout(Duration::from_secs(150), run(&opts))
         .await
         .expect("demo timed out")
@@ -72,6 +74,29 @@ async fn demo(faults: bool) {
         .collect();
     assert_eq!(states, ["ALARM", "OK"], "{:?}", report.notifications);
     assert_eq!(report.rejects, 0);
+    // The readings stream carried several readings per KPL aggregate.
+    if aggregate {
+        let stream = report
+            .readings_stream
+            .expect("the readings stream was read back");
+        assert!(
+            stream.records < stream.readings,
+            "KPL aggregates carried the readings: {stream:?}"
+        );
+        // Each producer's ledger places every reading within its aggregate.
+        let ledgers: &[&str] = if faults {
+            &["ledger.jsonl", "late-ledger.jsonl"]
+        } else {
+            &["ledger.jsonl"]
+        };
+        for ledger in ledgers {
+            let text = std::fs::read_to_string(opts.work_dir.join(ledger)).unwrap();
+            assert!(
+                text.lines().all(|l| l.contains("\"sub_sequence_number\"")),
+                "{ledger} was written by an aggregating producer"
+            );
+        }
+    }
     if faults {
         assert!(
             report.restarts >= 2,
@@ -91,10 +116,20 @@ async fn demo(faults: bool) {
 
 #[tokio::test]
 async fn the_demo_pipeline_passes_verification() {
-    demo(false).await;
+    demo(false, false).await;
 }
 
 #[tokio::test]
 async fn the_demo_pipeline_passes_verification_under_faults() {
-    demo(true).await;
+    demo(true, false).await;
+}
+
+#[tokio::test]
+async fn the_aggregated_demo_pipeline_passes_verification() {
+    demo(false, true).await;
+}
+
+#[tokio::test]
+async fn the_aggregated_demo_pipeline_passes_verification_under_faults() {
+    demo(true, true).await;
 }

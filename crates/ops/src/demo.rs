@@ -12,6 +12,11 @@
 //! late device uploads half an hour of backlog alongside the live fleet,
 //! and the aggregating and processing daemons are killed with SIGKILL in
 //! turn and restarted every few seconds.
+//!
+//! With `aggregate`, the producers pack readings into KPL aggregated
+//! records (as a fleet of more than about 1,000 unicorns per shard must) and
+//! every consumer deaggregates; the report counts the Kinesis records that
+//! carried the readings.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -19,14 +24,16 @@ use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::aggregates::{Key, Verification};
+use crate::aggregates::{self, Key, Verification};
 use anyhow::Context as _;
+use aws_sdk_kinesis::types::ShardIteratorType;
 use tokio::io::AsyncBufReadExt as _;
 use tokio::process::{Child, Command};
 use wildrydes_core::Aggregate;
+use wildrydes_core::input::{SourceRecord, user_records};
 use wildrydes_local_aws::{LocalAws, LocalAwsOptions, workshop};
 
-use crate::verify::verify_ledgers;
+use crate::verify::ledger_readings;
 
 /// The device of `--faults` that uploads a backlog: its own clock, half an
 /// hour behind the fleet's.
@@ -43,14 +50,45 @@ pub struct DemoOptions {
     pub time_scale: u32,
     /// Run under injected faults.
     pub faults: bool,
+    /// The producers (the fleet's and, under faults, the late device's)
+    /// pack readings into KPL aggregated records (`producer --aggregate`).
+    pub aggregate: bool,
     /// Where the ledger and the daemons' logs go.
     pub work_dir: PathBuf,
     /// Where the `producer` and `wildrydes-daemon` binaries are.
     pub bin_dir: PathBuf,
     /// Print progress lines.
     pub progress: bool,
-    /// Longest wait for the table to match the ledger once the producer is done.
+    /// Longest wait for the table to match the ledger once the producer is
+    /// done ([`DemoOptions::settle_timeout_for`] scales it with the fleet).
     pub settle_timeout: Duration,
+}
+
+impl DemoOptions {
+    /// A settle timeout that grows with the readings: 90 s, plus 10 s per
+    /// 100,000 readings (4.5 minutes for 5,000 unicorns over the default six
+    /// simulated minutes). On one shard the daemons keep up with the
+    /// producer (measured with `--aggregate`: 1,000 and 5,000 unicorns, the
+    /// table matched at the first look after the producer ended); the
+    /// margin is for `--faults`, where each restarted daemon re-reads from
+    /// its checkpoint and reloads every unicorn it meets, and one write in
+    /// two is throttled.
+    pub fn settle_timeout_for(unicorns: usize, duration_secs: u64) -> Duration {
+        let readings = u64::try_from(unicorns)
+            .unwrap_or(u64::MAX)
+            .saturating_mul(duration_secs);
+        Duration::from_secs(90_u64.saturating_add(readings / 100_000 * 10))
+    }
+}
+
+/// The Kinesis records on the readings stream, and the readings (user
+/// records) they carried: one each, or many per KPL aggregate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordCount {
+    /// Kinesis records, on every shard (closed ones after a reshard too).
+    pub records: u64,
+    /// Readings they carried, after deaggregation.
+    pub readings: u64,
 }
 
 /// What the demo saw.
@@ -70,6 +108,9 @@ pub struct DemoReport {
     pub reshards: usize,
     /// BatchWriteItem calls the fault proxy throttled.
     pub throttled_writes: u64,
+    /// What the readings stream held at the end; `None` if it could not be
+    /// read back (said in the progress lines).
+    pub readings_stream: Option<RecordCount>,
 }
 
 /// Runs the demo.
@@ -154,6 +195,7 @@ pub async fn run(opts: &DemoOptions) -> anyhow::Result<DemoReport> {
         ])
         .args(["--seed", "42", "--quiet", "--ledger"])
         .arg(&ledger)
+        .args(opts.aggregate.then_some("--aggregate"))
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(opts.work_dir.join("producer.log"))?)
         .kill_on_drop(true);
@@ -161,8 +203,15 @@ pub async fn run(opts: &DemoOptions) -> anyhow::Result<DemoReport> {
         .spawn()
         .context("cannot start the producer: build it with cargo build -p wildrydes-producer")?;
     say(format!(
-        "producer: {} unicorns, {} simulated seconds at x{}",
-        opts.unicorns, opts.duration_secs, opts.time_scale
+        "producer: {} unicorns, {} simulated seconds at x{}{}",
+        opts.unicorns,
+        opts.duration_secs,
+        opts.time_scale,
+        if opts.aggregate {
+            ", in KPL aggregated records"
+        } else {
+            ""
+        }
     ));
 
     let mut late = None;
@@ -241,27 +290,47 @@ pub async fn run(opts: &DemoOptions) -> anyhow::Result<DemoReport> {
 
     let dynamodb = local.dynamodb_client();
     let deadline = tokio::time::Instant::now() + opts.settle_timeout;
-    let (expected, verification) = loop {
-        let late_ledger = opts.work_dir.join("late-ledger.jsonl");
-        let mut ledgers = vec![ledger.as_path()];
-        if opts.faults {
-            ledgers.push(&late_ledger);
-        }
-        let (expected, verification) =
-            verify_ledgers(&ledgers, &dynamodb, workshop::SENSOR_TABLE).await?;
+    // The ledgers are read once: a large fleet's run a million lines.
+    let late_ledger = opts.work_dir.join("late-ledger.jsonl");
+    let mut readings = ledger_readings(&ledger)?;
+    if opts.faults {
+        readings.extend(ledger_readings(&late_ledger)?);
+    }
+    let expected = aggregates::expected_aggregates(&readings);
+    drop(readings);
+    let mut said = (usize::MAX, tokio::time::Instant::now());
+    let verification = loop {
+        let (found, unreadable) = aggregates::table_aggregates(&dynamodb, workshop::SENSOR_TABLE)
+            .await
+            .map_err(anyhow::Error::msg)?;
+        let mut verification = aggregates::compare(&expected, &found);
+        verification.unreadable = unreadable;
         if verification.passed() || tokio::time::Instant::now() >= deadline {
-            break (expected, verification);
+            break verification;
         }
-        say(format!(
-            "{} of {} aggregates in the table",
-            verification.matching,
-            expected.len()
-        ));
+        // A line when the count moved, at most every two seconds.
+        if said.0 == usize::MAX
+            || (verification.matching != said.0 && said.1.elapsed() >= Duration::from_secs(2))
+        {
+            say(format!(
+                "{} of {} aggregates in the table",
+                verification.matching,
+                expected.len()
+            ));
+            said = (verification.matching, tokio::time::Instant::now());
+        }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
     for child in [&mut aggregate, &mut process, &mut alarm] {
         stop(child).await;
     }
+    let readings_stream = match count_records(&local.kinesis_client()).await {
+        Ok(count) => Some(count),
+        Err(e) => {
+            say(format!("cannot count the readings stream's records: {e:#}"));
+            None
+        }
+    };
     let rejects = crate::rejects::list_rejects(&dynamodb, workshop::REJECTS_TABLE)
         .await
         .map(|r| r.len())
@@ -288,7 +357,100 @@ pub async fn run(opts: &DemoOptions) -> anyhow::Result<DemoReport> {
         restarts,
         reshards,
         throttled_writes,
+        readings_stream,
     })
+}
+
+/// Reads the readings stream back from the oldest record of every shard
+/// (closed ones too) and counts its Kinesis records and the readings they
+/// carry. A failed read (throttled, or its iterator expired: they live 1 s
+/// under faults) is tried again with a new iterator after the last record
+/// counted.
+async fn count_records(kinesis: &aws_sdk_kinesis::Client) -> anyhow::Result<RecordCount> {
+    use aws_sdk_kinesis::error::ProvideErrorMetadata as _;
+    let stream = workshop::READINGS_STREAM;
+    let shards = kinesis
+        .list_shards()
+        .stream_name(stream)
+        .send()
+        .await
+        .context("cannot list the shards of the readings stream")?;
+    let mut count = RecordCount {
+        records: 0,
+        readings: 0,
+    };
+    for shard in shards.shards() {
+        let mut last: Option<String> = None;
+        let mut iterator: Option<String> = None;
+        // Failed reads in a row; empty pages in a row (an open shard has no
+        // end: empty and caught up, or empty five times, is its end).
+        let (mut failures, mut empty) = (0, 0);
+        loop {
+            let it = match iterator.take() {
+                Some(it) => Ok(it),
+                None => {
+                    let request = kinesis
+                        .get_shard_iterator()
+                        .stream_name(stream)
+                        .shard_id(shard.shard_id());
+                    let request = match &last {
+                        Some(sequence) => request
+                            .shard_iterator_type(ShardIteratorType::AfterSequenceNumber)
+                            .starting_sequence_number(sequence),
+                        None => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
+                    };
+                    match request.send().await {
+                        Ok(out) => out
+                            .shard_iterator
+                            .ok_or_else(|| "no shard iterator".to_owned()),
+                        Err(e) => Err(format!(
+                            "GetShardIterator: {}",
+                            e.message().or(e.code()).unwrap_or("failed")
+                        )),
+                    }
+                }
+            };
+            let page = match it {
+                Ok(it) => kinesis
+                    .get_records()
+                    .shard_iterator(it)
+                    .limit(10_000)
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "GetRecords: {}",
+                            e.message().or(e.code()).unwrap_or("failed")
+                        )
+                    }),
+                Err(e) => Err(e),
+            };
+            let page = match page {
+                Ok(page) => page,
+                Err(_) if failures < 40 => {
+                    failures += 1;
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                    continue;
+                }
+                Err(e) => anyhow::bail!("{e} (shard {})", shard.shard_id()),
+            };
+            failures = 0;
+            let records = page.records();
+            empty = if records.is_empty() { empty + 1 } else { 0 };
+            if let Some(r) = records.last() {
+                last = Some(r.sequence_number().to_owned());
+            }
+            count.records += u64::try_from(records.len()).unwrap_or(u64::MAX);
+            let readings = user_records(records.iter().map(SourceRecord::from)).len();
+            count.readings += u64::try_from(readings).unwrap_or(u64::MAX);
+            let caught_up = empty > 0 && page.millis_behind_latest() == Some(0);
+            match page.next_shard_iterator {
+                Some(next) if !caught_up && empty < 5 => iterator = Some(next),
+                _ => break,
+            }
+        }
+    }
+    Ok(count)
 }
 
 /// The late device: one unicorn whose readings start half an hour before
@@ -310,6 +472,7 @@ fn late_device(opts: &DemoOptions, local: &LocalAws) -> anyhow::Result<Child> {
         .args(["--time-scale", &(opts.time_scale * 20).to_string()])
         .arg("--ledger")
         .arg(opts.work_dir.join("late-ledger.jsonl"))
+        .args(opts.aggregate.then_some("--aggregate"))
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(
             opts.work_dir.join("late-producer.log"),
@@ -498,6 +661,17 @@ pub fn describe(report: &DemoReport) -> String {
         ));
     }
     out.push_str(&format!("\nRejects: {}\n", report.rejects));
+    if let Some(c) = report.readings_stream {
+        let per_record = if c.records == 0 {
+            0.0
+        } else {
+            c.readings as f64 / c.records as f64
+        };
+        out.push_str(&format!(
+            "Readings stream: {} readings in {} Kinesis records ({per_record:.1} per record)\n",
+            c.readings, c.records
+        ));
+    }
     if report.throttled_writes > 0 {
         out.push_str(&format!(
             "BatchWriteItem calls throttled by the fault proxy: {}\n",
@@ -521,4 +695,23 @@ pub fn describe(report: &DemoReport) -> String {
         crate::verify::describe(&report.verification, 5)
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_settle_timeout_grows_with_the_readings() {
+        // The default fleet keeps the 90 s the demo always had.
+        assert_eq!(
+            DemoOptions::settle_timeout_for(5, 360),
+            Duration::from_secs(90)
+        );
+        // 5,000 unicorns for six minutes: 1.8 million readings.
+        assert_eq!(
+            DemoOptions::settle_timeout_for(5_000, 360),
+            Duration::from_secs(270)
+        );
+    }
 }

@@ -68,9 +68,24 @@ struct DemoFlags {
     #[arg(long, default_value_t = 30)]
     time_scale: u32,
     /// Run under faults: Kinesis write limits enforced, iterators expiring
-    /// after 1 s, the processing daemon killed (SIGKILL) and restarted every 3 s
+    /// after 1 s, half the BatchWriteItem calls throttled, the readings
+    /// stream split and merged, a late device uploading a backlog, and the
+    /// processing and aggregating daemons killed (SIGKILL) in turn and
+    /// restarted, every 3 s at most
     #[arg(long)]
     faults: bool,
+    /// The producer packs readings into KPL aggregates, as for fleets above
+    /// ~1,000 unicorns per shard (the late device's too, with --faults);
+    /// every consumer deaggregates, and the report counts the Kinesis
+    /// records. The demo's one shard then takes about 5,000 readings a
+    /// second (1,000 without): a fleet above that divided by --time-scale
+    /// makes the producer fall behind, and the run lasts longer
+    #[arg(long)]
+    aggregate: bool,
+    /// Longest wait, in seconds, for the table to match the ledger once the
+    /// producer is done [default: 90, plus 10 per 100,000 readings]
+    #[arg(long, value_name = "SECS")]
+    settle_timeout: Option<u64>,
     /// Folder of the `producer` and `wildrydes-daemon` binaries the demo
     /// starts [default: this program's folder, where `cargo xtask demo`
     /// has just built them]
@@ -169,10 +184,14 @@ fn run_demo(flags: &DemoFlags) -> anyhow::Result<()> {
         duration_secs: flags.duration,
         time_scale: flags.time_scale,
         faults: flags.faults,
+        aggregate: flags.aggregate,
         work_dir: root.join("target/demo"),
         bin_dir,
         progress: true,
-        settle_timeout: std::time::Duration::from_secs(90),
+        settle_timeout: flags.settle_timeout.map_or_else(
+            || demo::DemoOptions::settle_timeout_for(flags.unicorns, flags.duration),
+            std::time::Duration::from_secs,
+        ),
     };
     let report = tokio::runtime::Runtime::new()?.block_on(demo::run(&options))?;
     println!("{}", demo::describe(&report));
@@ -239,6 +258,33 @@ mod tests {
         let parsed =
             Cli::try_parse_from(["wildrydes-ops", "local", "--in-memory", "--data-dir", "x"]);
         assert!(parsed.is_err());
+    }
+
+    #[test]
+    fn demo_aggregate_and_settle_timeout_are_parsed() {
+        let Cli {
+            task: Task::Demo(flags),
+        } = Cli::try_parse_from([
+            "wildrydes-ops",
+            "demo",
+            "--aggregate",
+            "--settle-timeout",
+            "300",
+        ])
+        .unwrap()
+        else {
+            panic!("not the demo");
+        };
+        assert!(flags.aggregate);
+        assert_eq!(flags.settle_timeout, Some(300));
+        let help = Cli::command()
+            .find_subcommand_mut("demo")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        // Wrapped to the terminal's width: compare words.
+        let words = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(words.contains("~1,000 unicorns per shard"), "{help}");
     }
 
     #[test]
