@@ -55,8 +55,20 @@ const SHARD_LIMIT: u32 = 2_000;
 
 /// The backend role: serves `kind` (with the extra `streams`, name and shard
 /// count, on the embedded Kinesis), prints its environment and `ready` on
-/// standard output, and runs until standard input closes.
+/// standard output, and runs until standard input closes. Kinesis takes
+/// writes beyond a shard's limits, as the tests' backend does.
 pub fn serve(kind: Kind, streams: &[(String, i32)]) -> anyhow::Result<()> {
+    serve_with(kind, streams, false)
+}
+
+/// [`serve`], with the embedded Kinesis throttling writes as AWS does when
+/// `enforce_limits` (per shard, 1,000 records/s and 1 MiB/s): what a
+/// measurement of how much one shard carries needs.
+pub fn serve_with(
+    kind: Kind,
+    streams: &[(String, i32)],
+    enforce_limits: bool,
+) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         let _local;
@@ -65,6 +77,7 @@ pub fn serve(kind: Kind, streams: &[(String, i32)]) -> anyhow::Result<()> {
             Kind::Embedded => {
                 let local = LocalAws::start(LocalAwsOptions {
                     shard_limit: SHARD_LIMIT,
+                    enforce_limits,
                     ..LocalAwsOptions::default()
                 })
                 .await?;

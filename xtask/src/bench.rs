@@ -14,6 +14,9 @@
 //!   `wildrydes-bench` (`benches/`): the Lambda binary's cold start and
 //!   warm cost under cargo-lambda's runtime API, the daemon's records/s on
 //!   one shard, the largest fleet one producer keeps up with.
+//! - `shard`: the producer on a stream of one shard whose write limits the
+//!   embedded Kinesis enforces, with and without `--aggregate`: the largest
+//!   fleet one shard carries each way, CPU per reading (`wildrydes-bench`).
 //!
 //! Each part writes `target/bench/PART.md` (the command and a table) and
 //! `PART.json`; this task gathers them, with the machine they ran on, into
@@ -42,7 +45,8 @@ pub(crate) struct Flags {
 /// What can be measured.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum Part {
-    /// Core's parse, validate, map, reading parse and window push (criterion)
+    /// Core's parse, validate, map, reading parse, window push, KPL
+    /// aggregation and deaggregation (criterion)
     Core,
     /// The stream processor's handler per record, no-op and embedded
     /// DynamoDB; decoding Lambda events (criterion)
@@ -53,14 +57,18 @@ enum Part {
     Daemon,
     /// `producer`: the largest fleet one process keeps up with
     Producer,
+    /// `producer` on one shard, limits enforced, with and without
+    /// `--aggregate`: the largest fleet one shard carries
+    Shard,
 }
 
-const ALL: [Part; 5] = [
+const ALL: [Part; 6] = [
     Part::Core,
     Part::Handler,
     Part::Lambda,
     Part::Daemon,
     Part::Producer,
+    Part::Shard,
 ];
 
 /// A criterion bench target and the benchmarks of it reported.
@@ -88,6 +96,11 @@ const CORE: CriterionBench = CriterionBench {
         "aggregate/map",
         "reading/parse",
         "window/push",
+        "kpl/plain_records",
+        "kpl/aggregate",
+        "kpl/user_records_plain",
+        "kpl/user_records_aggregated",
+        "kpl/md5",
     ],
 };
 
@@ -142,7 +155,7 @@ pub(crate) fn run(sh: &Shell, flags: &Flags) -> anyhow::Result<()> {
         done.push(EVENTS.part);
     }
     // `--bins`, not `--bin NAME`: that would apply to every package named.
-    let binaries = [Part::Lambda, Part::Daemon, Part::Producer];
+    let binaries = [Part::Lambda, Part::Daemon, Part::Producer, Part::Shard];
     if parts.iter().any(|p| binaries.contains(p)) {
         cmd!(
             sh,
@@ -167,6 +180,10 @@ pub(crate) fn run(sh: &Shell, flags: &Flags) -> anyhow::Result<()> {
     if parts.contains(&Part::Producer) {
         cmd!(sh, "{bench} producer {quick...}").run()?;
         done.push("producer");
+    }
+    if parts.contains(&Part::Shard) {
+        cmd!(sh, "{bench} shard {quick...}").run()?;
+        done.push("shard");
     }
 
     let summary = write_summary(&out, &done)?;

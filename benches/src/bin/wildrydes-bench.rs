@@ -8,6 +8,10 @@
 //!   aggregates into the table: records/s per shard and per core.
 //! - `producer`: `producer --count N --time-scale 1` for fleets of growing
 //!   size: whether one process keeps up with 1 reading/s per unicorn.
+//! - `shard`: the same on a stream of one shard whose limits are enforced
+//!   (1,000 records/s, 1 MiB/s), once one reading per record and once with
+//!   `--aggregate`: the largest fleet one shard carries each way, and the
+//!   producer's CPU per reading.
 //!
 //! The binaries are found beside this one (`target/release/`); `cargo xtask
 //! bench` builds them all first. Results go to `target/bench/`.
@@ -21,7 +25,7 @@ use aws_sdk_kinesis::config::Credentials;
 use aws_sdk_kinesis::config::SharedCredentialsProvider;
 use aws_sdk_kinesis::primitives::Blob;
 use aws_sdk_kinesis::types::PutRecordsRequestEntry;
-use clap::{Parser, Subcommand};
+use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 use wildrydes_benches::backend::{self, Backend, Kind};
@@ -67,6 +71,19 @@ enum Task {
         #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
         duration: Duration,
     },
+    /// The largest fleet one shard carries, with and without `--aggregate`,
+    /// its write limits enforced
+    Shard {
+        /// Fleet sizes to try [default: 500,1000,2000,3000,5000,7000; 1000,5000 with --quick]
+        #[arg(long, value_delimiter = ',')]
+        fleets: Vec<u32>,
+        /// Simulated (= real) time each fleet runs
+        #[arg(long, default_value = "20s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        /// How readings go into Kinesis records (repeat the flag) [default: both]
+        #[arg(long = "mode", value_enum)]
+        modes: Vec<Mode>,
+    },
     /// (internal) Serve a backend until standard input closes
     #[command(hide = true)]
     Backend {
@@ -74,12 +91,39 @@ enum Task {
         /// Extra Kinesis streams, as NAME:SHARDS
         #[arg(long = "stream")]
         streams: Vec<String>,
+        /// Throttle Kinesis writes as AWS does (per shard, 1,000 records/s, 1 MiB/s)
+        #[arg(long)]
+        enforce_limits: bool,
     },
+}
+
+/// How the producer puts readings into Kinesis records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Mode {
+    /// One reading per record
+    Plain,
+    /// KPL aggregated records (`producer --aggregate`)
+    Aggregated,
+}
+
+impl Mode {
+    /// Its name in reports.
+    fn name(self) -> &'static str {
+        match self {
+            Mode::Plain => "plain",
+            Mode::Aggregated => "aggregated",
+        }
+    }
 }
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Task::Backend { kind, streams } = &cli.task {
+    if let Task::Backend {
+        kind,
+        streams,
+        enforce_limits,
+    } = &cli.task
+    {
         let streams = streams
             .iter()
             .map(|s| {
@@ -87,7 +131,7 @@ fn main() -> anyhow::Result<()> {
                 Ok((name.to_owned(), shards.parse()?))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        return backend::serve(Kind::parse(kind)?, &streams);
+        return backend::serve_with(Kind::parse(kind)?, &streams, *enforce_limits);
     }
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
@@ -103,6 +147,23 @@ fn main() -> anyhow::Result<()> {
                     (true, false) => vec![1_000, 10_000, 25_000, 50_000, 100_000],
                 };
                 producer(&fleets, duration, cli.quick).await
+            }
+            Task::Shard {
+                fleets,
+                duration,
+                modes,
+            } => {
+                let fleets = match (fleets.is_empty(), cli.quick) {
+                    (false, _) => fleets,
+                    (true, true) => vec![1_000, 5_000],
+                    (true, false) => vec![500, 1_000, 2_000, 3_000, 5_000, 7_000],
+                };
+                let modes = if modes.is_empty() {
+                    vec![Mode::Plain, Mode::Aggregated]
+                } else {
+                    modes
+                };
+                shard(&fleets, &modes, duration, cli.quick).await
             }
             Task::Backend { .. } => Ok(()),
         }
@@ -122,10 +183,23 @@ fn sibling(name: &str) -> anyhow::Result<PathBuf> {
 
 /// A backend process (this program, `backend KIND`), with extra streams.
 fn start_backend(kind: Kind, streams: &[(&str, usize)]) -> anyhow::Result<Backend> {
+    start_backend_with(kind, streams, false)
+}
+
+/// [`start_backend`], Kinesis throttling writes as AWS does when
+/// `enforce_limits`.
+fn start_backend_with(
+    kind: Kind,
+    streams: &[(&str, usize)],
+    enforce_limits: bool,
+) -> anyhow::Result<Backend> {
     let mut command = std::process::Command::new(std::env::current_exe()?);
     command.args(["backend", kind.name()]);
     for (name, shards) in streams {
         command.args(["--stream", &format!("{name}:{shards}")]);
+    }
+    if enforce_limits {
+        command.arg("--enforce-limits");
     }
     Backend::start(kind, command)
 }
@@ -584,42 +658,16 @@ async fn producer(fleets: &[u32], duration: Duration, quick: bool) -> anyhow::Re
         // 1,000 records/s, so pacing is not what limits the producer.
         let shards = (fleet as usize).div_ceil(500).max(1);
         let backend = start_backend(Kind::Embedded, &[(PRODUCER_STREAM, shards)])?;
-        let backend_before = backend.usage()?;
-        let children_before = usage::of_waited_children()?;
-        let started = Instant::now();
-        let mut child = Command::new(&binary)
-            .env_clear()
-            .envs(backend.env().iter().map(|(k, v)| (k, v)))
-            .args(["--stream", PRODUCER_STREAM, "--count", &fleet.to_string()])
-            .args(["--time-scale", "1", "--seed", "1", "--quiet"])
-            .args(["--duration", &format!("{}s", duration.as_secs())])
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()?;
-        let pid = pid(&child)?;
-        let mut peak = 0;
-        let mut stderr = child.stderr.take().context("no stderr")?;
-        let summary = tokio::spawn(async move {
-            let mut text = String::new();
-            let _ = tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut text).await;
-            text
-        });
-        let status = loop {
-            if let Some(status) = child.try_wait()? {
-                break status;
-            }
-            if let Ok(u) = usage::of_process(pid) {
-                peak = peak.max(u.peak_rss_kib);
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        };
-        let wall = started.elapsed();
-        let cpu = usage::of_waited_children()?.saturating_sub(children_before);
-        let backend_cpu = backend.usage()?.cpu.saturating_sub(backend_before.cpu);
+        let ProducerRun {
+            status,
+            wall,
+            cpu,
+            peak,
+            backend_cpu,
+            summary,
+        } = run_producer(&binary, &backend, fleet, duration, &[]).await?;
         drop(backend);
-        let summary = summary.await?;
-        let sent = number_after(&summary, "sent ").unwrap_or_default();
+        let sent = number_after(&summary, ", sent ").unwrap_or_default();
         let expected = f64::from(fleet) * duration.as_secs_f64();
         let behind = number_after(&summary, "fell behind simulated time by up to ").unwrap_or(0.0);
         let kept_up = status.success() && sent >= expected && behind < 2.0;
@@ -691,6 +739,230 @@ async fn producer(fleets: &[u32], duration: Duration, quick: bool) -> anyhow::Re
         ),
         &Value::Array(rows),
         &table,
+    )?;
+    Ok(())
+}
+
+/// One run of the producer binary, as measured from outside.
+struct ProducerRun {
+    status: std::process::ExitStatus,
+    /// Start to exit.
+    wall: Duration,
+    /// User + system time, read around its `wait`.
+    cpu: Duration,
+    /// Peak resident memory seen, in KiB.
+    peak: u64,
+    /// The backend's CPU time over the run.
+    backend_cpu: Duration,
+    /// Its standard error: the summary, and any log lines.
+    summary: String,
+}
+
+/// Runs `producer --stream PRODUCER_STREAM --count FLEET --time-scale 1
+/// --seed 1 --quiet --duration DURATION` (and `extra`) against `backend`
+/// until it exits by itself.
+async fn run_producer(
+    binary: &Path,
+    backend: &Backend,
+    fleet: u32,
+    duration: Duration,
+    extra: &[&str],
+) -> anyhow::Result<ProducerRun> {
+    let backend_before = backend.usage()?;
+    let children_before = usage::of_waited_children()?;
+    let started = Instant::now();
+    let mut child = Command::new(binary)
+        .env_clear()
+        .envs(backend.env().iter().map(|(k, v)| (k, v)))
+        .args(["--stream", PRODUCER_STREAM, "--count", &fleet.to_string()])
+        .args(["--time-scale", "1", "--seed", "1", "--quiet"])
+        .args(["--duration", &format!("{}s", duration.as_secs())])
+        .args(extra)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = pid(&child)?;
+    let mut peak = 0;
+    let mut stderr = child.stderr.take().context("no stderr")?;
+    let summary = tokio::spawn(async move {
+        let mut text = String::new();
+        let _ = tokio::io::AsyncReadExt::read_to_string(&mut stderr, &mut text).await;
+        text
+    });
+    let status = loop {
+        if let Some(status) = child.try_wait()? {
+            break status;
+        }
+        if let Ok(u) = usage::of_process(pid) {
+            peak = peak.max(u.peak_rss_kib);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let wall = started.elapsed();
+    let cpu = usage::of_waited_children()?.saturating_sub(children_before);
+    let backend_cpu = backend.usage()?.cpu.saturating_sub(backend_before.cpu);
+    let summary = summary.await?;
+    Ok(ProducerRun {
+        status,
+        wall,
+        cpu,
+        peak,
+        backend_cpu,
+        summary,
+    })
+}
+
+// ---------------------------------------------------------------------------
+// shard
+
+/// `fleets` on a stream of one shard whose limits the embedded Kinesis
+/// enforces, each fleet once per mode of `modes`, each run against a fresh
+/// backend: whether one producer keeps up at 1 reading/s per unicorn, and
+/// what it costs per reading.
+async fn shard(
+    fleets: &[u32],
+    modes: &[Mode],
+    duration: Duration,
+    quick: bool,
+) -> anyhow::Result<()> {
+    let binary = sibling("producer")?;
+    let mut rows = Vec::new();
+    for &fleet in fleets {
+        for &mode in modes {
+            let backend = start_backend_with(Kind::Embedded, &[(PRODUCER_STREAM, 1)], true)?;
+            let extra: &[&str] = match mode {
+                Mode::Plain => &[],
+                Mode::Aggregated => &["--aggregate"],
+            };
+            let run = run_producer(&binary, &backend, fleet, duration, extra).await?;
+            drop(backend);
+            let summary = &run.summary;
+            let sent = number_after(summary, ", sent ").unwrap_or_default();
+            let records = match mode {
+                Mode::Plain => Some(sent),
+                Mode::Aggregated => number_after(summary, " readings in "),
+            };
+            let expected = f64::from(fleet) * duration.as_secs_f64();
+            let behind =
+                number_after(summary, "fell behind simulated time by up to ").unwrap_or(0.0);
+            let kept_up = run.status.success() && sent >= expected && behind < 2.0;
+            let row = json!({
+                "fleet": fleet,
+                "mode": mode.name(),
+                "shards": 1,
+                "duration_s": duration.as_secs(),
+                "expected": expected,
+                "sent": sent,
+                "kinesis_records": records,
+                "readings_per_record": records.map(|r| sent / r.max(1.0)),
+                "calls": summary
+                    .find(", unsent ")
+                    .and_then(|i| number_after(&summary[i..], "; ")),
+                "retried": number_after(summary, ", retried "),
+                "failed": number_after(summary, ", failed "),
+                "unsent": number_after(summary, ", unsent "),
+                "wall_s": run.wall.as_secs_f64(),
+                "behind_s": behind,
+                "kept_up": kept_up,
+                "exit": run.status.code(),
+                "cpu_s": run.cpu.as_secs_f64(),
+                "cpu_us_per_reading": run.cpu.as_secs_f64() * 1e6 / sent.max(1.0),
+                "cpu_share_of_one_core": run.cpu.as_secs_f64() / run.wall.as_secs_f64(),
+                "peak_rss_mib": mib(run.peak),
+                "backend_cpu_us_per_reading": run.backend_cpu.as_secs_f64() * 1e6 / sent.max(1.0),
+                "summary": summary.lines().filter(|l| !l.trim().is_empty()).take(4).collect::<Vec<_>>().join(" / "),
+            });
+            eprintln!("shard: {row}");
+            rows.push(row);
+        }
+    }
+    // The largest fleet each mode kept up with, of those tried.
+    let reach: Vec<Value> = modes
+        .iter()
+        .map(|mode| {
+            let largest = rows
+                .iter()
+                .filter(|r| r["mode"] == mode.name() && r["kept_up"] == true)
+                .filter_map(|r| r["fleet"].as_u64())
+                .max();
+            json!({ "mode": mode.name(), "largest_fleet_kept_up": largest })
+        })
+        .collect();
+    let table = report::rows_table(
+        &[
+            "fleet",
+            "mode",
+            "readings expected",
+            "sent",
+            "Kinesis records put",
+            "readings/record",
+            "PutRecords calls",
+            "retried",
+            "failed",
+            "wall s",
+            "behind s",
+            "kept up",
+            "producer CPU s",
+            "producer CPU µs/reading",
+            "producer cores used",
+        ],
+        &rows,
+        |r| {
+            vec![
+                r.text("fleet"),
+                r.text("mode"),
+                r.fixed("expected", 0),
+                r.fixed("sent", 0),
+                r.fixed("kinesis_records", 0),
+                r.fixed("readings_per_record", 1),
+                r.fixed("calls", 0),
+                r.fixed("retried", 0),
+                r.fixed("failed", 0),
+                r.fixed("wall_s", 1),
+                r.fixed("behind_s", 1),
+                if r.0["kept_up"].as_bool() == Some(true) {
+                    "yes"
+                } else {
+                    "no"
+                }
+                .to_owned(),
+                r.fixed("cpu_s", 2),
+                r.fixed("cpu_us_per_reading", 2),
+                r.fixed("cpu_share_of_one_core", 3),
+            ]
+        },
+    );
+    let reach_lines: String = reach
+        .iter()
+        .map(|r| {
+            let largest = r["largest_fleet_kept_up"].as_u64().map_or_else(
+                || "none of those tried".to_owned(),
+                |n| format!("{n} unicorns"),
+            );
+            format!("- {}: {largest}\n", r["mode"].as_str().unwrap_or_default())
+        })
+        .collect();
+    let fleets: Vec<String> = fleets.iter().map(ToString::to_string).collect();
+    let mode_flags: String = if modes.len() == 2 {
+        String::new()
+    } else {
+        modes
+            .iter()
+            .map(|m| format!(" --mode {}", m.name()))
+            .collect()
+    };
+    report::write(
+        "shard",
+        "One shard, limits enforced: producer with and without `--aggregate`, embedded Kinesis",
+        &format!(
+            "target/release/wildrydes-bench shard --fleets {} --duration {}s{mode_flags}{}",
+            fleets.join(","),
+            duration.as_secs(),
+            if quick { " --quick" } else { "" }
+        ),
+        &json!({ "runs": rows, "largest_fleet_kept_up": reach }),
+        &format!("{table}\nLargest fleet kept up (of those tried):\n\n{reach_lines}"),
     )?;
     Ok(())
 }

@@ -11,6 +11,17 @@
 //! - `window/push`: `MinuteWindow::push` of one reading per second per
 //!   unicorn, 10 unicorns for an hour, in arrival order (closing minutes as
 //!   the clocks pass them).
+//! - `kpl/*`: what KPL aggregation adds per reading, over 1,000 readings
+//!   of 1,000 unicorns (one second of a fleet on one shard, each reading
+//!   under its own partition key, as `producer --aggregate` packs them):
+//!   `plain_records` builds one `PutRecordsRequestEntry` per reading;
+//!   `aggregate` packs them into `AggregateBuilder`s of at most 50 KiB (data
+//!   plus partition key, the producer's default) and builds one entry per
+//!   aggregate; `user_records_plain` and `user_records_aggregated` are what
+//!   a consumer does with what it read (`input::user_records`), over the
+//!   plain records and over the aggregates. `md5` is the MD5 of those
+//!   aggregates' protobufs alone, which packing computes and unpacking
+//!   checks: the share of both that the checksum takes.
 //!
 //! Run: `cargo bench -p wildrydes-core --bench core` (or `cargo xtask bench`).
 //! Results land in `target/criterion/`.
@@ -19,9 +30,16 @@
 
 use std::hint::black_box;
 
+use aws_sdk_kinesis::primitives::Blob;
+use aws_sdk_kinesis::types::PutRecordsRequestEntry;
 use criterion::measurement::WallTime;
-use criterion::{BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{
+    BatchSize, BenchmarkGroup, Criterion, Throughput, criterion_group, criterion_main,
+};
+use md5::{Digest as _, Md5};
+use wildrydes_core::input::{self, SourceRecord};
 use wildrydes_core::item::aggregate_to_item;
+use wildrydes_core::kpl::{AggregateBuilder, UserRecord};
 use wildrydes_core::window::WindowRules;
 use wildrydes_core::{Aggregate, MinuteWindow, Reading, StatusTime, UnicornName};
 
@@ -39,16 +57,22 @@ fn fixture_lines() -> Vec<Vec<u8>> {
 }
 
 /// One reading per second per unicorn, second by second (the order a shard
-/// delivers them in), with values that move like the producer's walk.
+/// delivers them in), with values that move like the producer's walk:
+/// [`UNICORNS`] unicorns for [`SECONDS`].
 fn readings() -> Vec<Reading> {
+    fleet_readings(UNICORNS, SECONDS)
+}
+
+/// [`readings`] of `unicorns` unicorns for `seconds`.
+fn fleet_readings(unicorns: usize, seconds: usize) -> Vec<Reading> {
     let start = StatusTime::parse("2016-02-12 00:00:00.000")
         .unwrap()
         .epoch_millis();
-    let names: Vec<_> = (0..UNICORNS)
+    let names: Vec<_> = (0..unicorns)
         .map(|u| UnicornName::new(&format!("Unicorn-{u:04}")).unwrap())
         .collect();
-    let mut out = Vec::with_capacity(UNICORNS * SECONDS);
-    for second in 0..SECONDS {
+    let mut out = Vec::with_capacity(unicorns * seconds);
+    for second in 0..seconds {
         for (u, name) in names.iter().enumerate() {
             let wobble = i16::try_from((second * 7 + u * 13) % 5).unwrap() - 2;
             let ms = start + i64::try_from(second * 1000 + u * 37).unwrap();
@@ -142,5 +166,117 @@ fn window_push(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, aggregates, reading_parse, window_push);
+/// Readings packed per iteration of the `kpl` group: a second of a fleet of
+/// 1,000 unicorns, all on one shard.
+const KPL_READINGS: usize = 1_000;
+/// Largest aggregate, data plus the Kinesis record's partition key:
+/// `producer --aggregate`'s default (`DEFAULT_AGGREGATE_BYTES`).
+const AGGREGATE_BYTES: usize = 51_200;
+
+/// `readings` (partition key, JSON) as one Kinesis record each, as the
+/// producer puts them without `--aggregate`.
+fn plain_entries(readings: &[(String, String)]) -> Vec<PutRecordsRequestEntry> {
+    readings
+        .iter()
+        .map(|(key, json)| {
+            PutRecordsRequestEntry::builder()
+                .partition_key(key)
+                .data(Blob::new(json.as_bytes()))
+                .build()
+                .unwrap()
+        })
+        .collect()
+}
+
+/// `readings` packed in order into aggregates of at most
+/// [`AGGREGATE_BYTES`], each a Kinesis record under its first reading's
+/// key, as `producer --aggregate` puts them (the size checked before each
+/// push, as the producer's planner does).
+fn aggregated_entries(readings: &[(String, String)]) -> Vec<PutRecordsRequestEntry> {
+    let mut entries = Vec::new();
+    let mut builder = AggregateBuilder::new();
+    let close = |builder: AggregateBuilder, entries: &mut Vec<PutRecordsRequestEntry>| {
+        let key = builder.partition_key().unwrap_or_default().to_owned();
+        entries.push(
+            PutRecordsRequestEntry::builder()
+                .partition_key(key)
+                .data(Blob::new(builder.finish()))
+                .build()
+                .unwrap(),
+        );
+    };
+    for (key, json) in readings {
+        let record_key = builder.partition_key().unwrap_or(key);
+        let size = builder.size_with(key, None, json.len()) + record_key.len();
+        if size > AGGREGATE_BYTES && !builder.is_empty() {
+            close(std::mem::take(&mut builder), &mut entries);
+        }
+        builder.push(UserRecord {
+            partition_key: key.clone(),
+            explicit_hash_key: None,
+            data: json.as_bytes().to_vec(),
+        });
+    }
+    if !builder.is_empty() {
+        close(builder, &mut entries);
+    }
+    entries
+}
+
+/// `entries` as a consumer reads them from the shard.
+fn source_records(entries: &[PutRecordsRequestEntry]) -> Vec<SourceRecord> {
+    entries
+        .iter()
+        .zip(0u64..)
+        .map(|(e, i)| {
+            SourceRecord::plain(
+                format!("4959033827149025660855969253836157109592157598913658{i:04}"),
+                e.partition_key().unwrap(),
+                e.data().as_ref(),
+            )
+        })
+        .collect()
+}
+
+fn kpl(c: &mut Criterion) {
+    let readings: Vec<(String, String)> = fleet_readings(KPL_READINGS, 1)
+        .iter()
+        .map(|r| (r.name.as_str().to_owned(), r.to_json()))
+        .collect();
+    let plain = source_records(&plain_entries(&readings));
+    let aggregated = source_records(&aggregated_entries(&readings));
+    assert_eq!(input::user_records(aggregated.clone()).len(), KPL_READINGS);
+    let mut group = group(c, "kpl", KPL_READINGS);
+    group.bench_function("plain_records", |b| {
+        b.iter(|| black_box(plain_entries(black_box(&readings))));
+    });
+    group.bench_function("aggregate", |b| {
+        b.iter(|| black_box(aggregated_entries(black_box(&readings))));
+    });
+    group.bench_function("md5", |b| {
+        b.iter(|| {
+            for record in &aggregated {
+                // Between the magic bytes and the digest: the protobuf.
+                let data = &record.data;
+                black_box(Md5::digest(black_box(&data[4..data.len() - 16])));
+            }
+        });
+    });
+    // The records are moved into `user_records`: cloning them is setup.
+    for (name, records) in [
+        ("user_records_plain", &plain),
+        ("user_records_aggregated", &aggregated),
+    ] {
+        group.bench_function(name, |b| {
+            b.iter_batched(
+                || records.clone(),
+                |records| black_box(input::user_records(records)),
+                BatchSize::SmallInput,
+            );
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, aggregates, reading_parse, window_push, kpl);
 criterion_main!(benches);
