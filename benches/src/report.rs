@@ -54,6 +54,16 @@ impl Row<'_> {
         f(self.number(key), digits)
     }
 
+    /// The boolean `key` as `yes` or `no` (no when absent).
+    pub fn yes_no(self, key: &str) -> String {
+        if self.0[key].as_bool() == Some(true) {
+            "yes"
+        } else {
+            "no"
+        }
+        .to_owned()
+    }
+
     /// The value `key` as it reads: a string's text, anything else as JSON.
     pub fn text(self, key: &str) -> String {
         match &self.0[key] {

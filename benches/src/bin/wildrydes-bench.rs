@@ -714,12 +714,7 @@ async fn producer(fleets: &[u32], duration: Duration, quick: bool) -> anyhow::Re
                 r.fixed("sent", 0),
                 r.fixed("wall_s", 1),
                 r.fixed("behind_s", 1),
-                if r.0["kept_up"].as_bool() == Some(true) {
-                    "yes"
-                } else {
-                    "no"
-                }
-                .to_owned(),
+                r.yes_no("kept_up"),
                 r.fixed("cpu_us_per_record", 2),
                 r.fixed("cpu_share_of_one_core", 2),
                 r.fixed("peak_rss_mib", 1),
@@ -921,12 +916,7 @@ async fn shard(
                 r.fixed("failed", 0),
                 r.fixed("wall_s", 1),
                 r.fixed("behind_s", 1),
-                if r.0["kept_up"].as_bool() == Some(true) {
-                    "yes"
-                } else {
-                    "no"
-                }
-                .to_owned(),
+                r.yes_no("kept_up"),
                 r.fixed("cpu_s", 2),
                 r.fixed("cpu_us_per_reading", 2),
                 r.fixed("cpu_share_of_one_core", 3),

@@ -20,7 +20,6 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
-use base64::Engine as _;
 use tokio::time::Instant;
 use wildrydes_core::aggregation::{AggregateError, Aggregator};
 use wildrydes_core::input::{ShardSource, SourceRecord};
@@ -281,28 +280,7 @@ impl Harness {
 
     /// The event the event source mapping makes of `records` of `shard`.
     fn event(&self, shard: &str, records: &[SourceRecord]) -> serde_json::Value {
-        let records: Vec<_> = records
-            .iter()
-            .map(|r| {
-                serde_json::json!({
-                    "kinesis": {
-                        "kinesisSchemaVersion": "1.0",
-                        "partitionKey": r.partition_key,
-                        "sequenceNumber": r.sequence_number,
-                        "data": base64::engine::general_purpose::STANDARD.encode(&r.data),
-                        "approximateArrivalTimestamp": 1_795_000_000.25,
-                    },
-                    "eventSource": "aws:kinesis",
-                    "eventVersion": "1.0",
-                    "eventID": format!("{shard}:{}", r.sequence_number),
-                    "eventName": "aws:kinesis:record",
-                    "invokeIdentityArn": "arn:aws:iam::000000000000:role/WildRydesAggregatorRole",
-                    "awsRegion": "us-east-1",
-                    "eventSourceARN": self.stream_arn,
-                })
-            })
-            .collect();
-        serde_json::json!({ "Records": records })
+        common::kinesis_event(&self.stream_arn, shard, records)
     }
 
     /// `batch` of `shard` as one event.
@@ -312,6 +290,30 @@ impl Harness {
     }
 
     /// One invocation of the function with `event`, which must succeed.
+    /// Invokes with `event` as a troubled stream makes Lambda do: first
+    /// `broken`, if given, whose invocation fails when it has something to
+    /// emit (Lambda then sends the same batch again); then for real; then
+    /// once more if `answer_lost` (all duplicates). Whether `broken` failed.
+    async fn invoke_roughly(
+        &self,
+        event: &serde_json::Value,
+        broken: Option<&AggregatorFunction>,
+        answer_lost: bool,
+    ) -> bool {
+        let mut failed = false;
+        if let Some(broken) = broken {
+            failed = self
+                .invoke_with(broken, event, Duration::from_secs(3))
+                .await
+                .is_err();
+        }
+        self.invoke(event).await;
+        if answer_lost {
+            self.invoke(event).await;
+        }
+        failed
+    }
+
     async fn invoke(&self, event: &serde_json::Value) {
         self.invoke_with(&self.function, event, Duration::from_secs(20))
             .await
@@ -456,17 +458,9 @@ async fn many_small_batches_of_interleaved_unicorns_with_redeliveries_are_exact(
         let mut failed = 0;
         for (i, batch) in cuts(&readings, &mut rng, 40).into_iter().enumerate() {
             let event = h.batch(SHARD0, batch);
-            if i % 4 == 1 {
-                // A failed invocation: Lambda sends the same batch again.
-                let attempt = h.invoke_with(&broken, &event, Duration::from_secs(3));
-                if attempt.await.is_err() {
-                    failed += 1;
-                }
-            }
-            h.invoke(&event).await;
-            if i % 3 == 0 {
-                // The answer was lost: the same batch again, all duplicates.
-                h.invoke(&event).await;
+            let broken = (i % 4 == 1).then_some(&broken);
+            if h.invoke_roughly(&event, broken, i % 3 == 0).await {
+                failed += 1;
             }
         }
         assert!(failed > 0, "no invocation failed: the test tested nothing");
@@ -775,18 +769,9 @@ async fn kpl_aggregates_in_small_batches_of_interleaved_unicorns_with_redeliveri
                 .filter(|r| wildrydes_core::kpl::is_aggregated(&r.data))
                 .count();
             let event = h.event(SHARD0, &records);
-            if i % 2 == 1 {
-                // A failed invocation (if it had aggregates to emit): Lambda
-                // sends the same batch again.
-                let attempt = h.invoke_with(&broken, &event, Duration::from_secs(3));
-                if attempt.await.is_err() {
-                    failed += 1;
-                }
-            }
-            h.invoke(&event).await;
-            if i % 3 == 0 {
-                // The answer was lost: the same batch again, all duplicates.
-                h.invoke(&event).await;
+            let broken = (i % 2 == 1).then_some(&broken);
+            if h.invoke_roughly(&event, broken, i % 3 == 0).await {
+                failed += 1;
             }
         }
         assert!(aggregates > 2 * batches.len(), "{aggregates} aggregates");
@@ -833,21 +818,11 @@ async fn a_corrupt_aggregate_is_one_reject_and_the_readings_beside_it_are_exact(
         let rejects = list_rejects(&h.local.dynamodb_client(), REJECTS_TABLE)
             .await
             .unwrap();
-        assert_eq!(rejects.len(), 1, "{rejects:?}");
-        let reject = &rejects[0];
-        assert_eq!(reject.pipeline, PipelineName::Aggregate);
-        assert!(
-            reject
-                .reason
-                .starts_with("record is a KPL aggregate that cannot be read"),
-            "{}",
-            reject.reason
+        common::assert_the_corrupt_aggregate_is_the_one_reject(
+            &rejects,
+            PipelineName::Aggregate,
+            &bad,
         );
-        assert_eq!(
-            (&reject.sequence_number, reject.sub_sequence_number),
-            (&bad.sequence_number, None)
-        );
-        assert_eq!(reject.data, bad.data);
     })
     .await;
 }

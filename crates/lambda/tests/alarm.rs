@@ -273,21 +273,11 @@ async fn a_corrupt_aggregate_is_one_reject_and_the_readings_beside_it_are_judged
         let rejects = list_rejects(&dynamodb, workshop::REJECTS_TABLE)
             .await
             .unwrap();
-        assert_eq!(rejects.len(), 1, "{rejects:?}");
-        let reject = &rejects[0];
-        assert_eq!(reject.pipeline, PipelineName::Alarm);
-        assert!(
-            reject
-                .reason
-                .starts_with("record is a KPL aggregate that cannot be read"),
-            "{}",
-            reject.reason
+        common::assert_the_corrupt_aggregate_is_the_one_reject(
+            &rejects,
+            PipelineName::Alarm,
+            &sent[1],
         );
-        assert_eq!(
-            (&reject.sequence_number, reject.sub_sequence_number),
-            (&sent[1].sequence_number, None)
-        );
-        assert_eq!(reject.data, sent[1].data);
         // Delivered again: still one reject, nothing more told.
         assert_eq!(w.invoke(shard.event(&sent)).await, None);
         let rejects = list_rejects(&dynamodb, workshop::REJECTS_TABLE)

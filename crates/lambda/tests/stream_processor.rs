@@ -397,20 +397,13 @@ async fn a_corrupt_aggregate_is_one_reject_and_the_records_beside_it_are_written
             .collect();
         assert_eq!(s.table().await, items_of_json(written.iter().copied()));
         let rejects = s.rejects().await;
-        assert_eq!(rejects.len(), 1, "{rejects:?}");
-        let reject = &rejects[0];
-        assert!(
-            reject
-                .reason
-                .starts_with("record is a KPL aggregate that cannot be read"),
-            "{}",
-            reject.reason
+        common::assert_the_corrupt_aggregate_is_the_one_reject(
+            &rejects,
+            wildrydes_core::names::PipelineName::Process,
+            &bad,
         );
-        assert_eq!(reject.data, bad.data, "kept whole");
-        assert_eq!(reject.sequence_number, bad.sequence_number);
-        assert_eq!(reject.sub_sequence_number, None);
         assert_eq!(
-            reject.record_id(),
+            rejects[0].record_id(),
             format!(
                 "wildrydes-aggregated/shardId-000000000000/{}",
                 bad.sequence_number

@@ -65,28 +65,7 @@ impl Shard {
 
     /// The event the event source mapping makes of `records` of this shard.
     pub fn event(&self, records: &[SourceRecord]) -> serde_json::Value {
-        let records: Vec<_> = records
-            .iter()
-            .map(|r| {
-                serde_json::json!({
-                    "kinesis": {
-                        "kinesisSchemaVersion": "1.0",
-                        "partitionKey": r.partition_key,
-                        "sequenceNumber": r.sequence_number,
-                        "data": base64::engine::general_purpose::STANDARD.encode(&r.data),
-                        "approximateArrivalTimestamp": 1_795_000_000.25,
-                    },
-                    "eventSource": "aws:kinesis",
-                    "eventVersion": "1.0",
-                    "eventID": format!("{}:{}", self.shard_id, r.sequence_number),
-                    "eventName": "aws:kinesis:record",
-                    "invokeIdentityArn": "arn:aws:iam::000000000000:role/WildRydesFunctionRole",
-                    "awsRegion": "us-east-1",
-                    "eventSourceARN": self.stream_arn,
-                })
-            })
-            .collect();
-        serde_json::json!({ "Records": records })
+        kinesis_event(&self.stream_arn, &self.shard_id, records)
     }
 
     /// [`Shard::event`], decoded as the `bootstrap` decodes events.
@@ -273,4 +252,59 @@ pub async fn deliver(
         );
     }
     answers
+}
+
+/// The event the event source mapping makes of `records` read from shard
+/// `shard_id` of the stream `stream_arn`.
+pub fn kinesis_event(
+    stream_arn: &str,
+    shard_id: &str,
+    records: &[SourceRecord],
+) -> serde_json::Value {
+    let records: Vec<_> = records
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "kinesis": {
+                    "kinesisSchemaVersion": "1.0",
+                    "partitionKey": r.partition_key,
+                    "sequenceNumber": r.sequence_number,
+                    "data": base64::engine::general_purpose::STANDARD.encode(&r.data),
+                    "approximateArrivalTimestamp": 1_795_000_000.25,
+                },
+                "eventSource": "aws:kinesis",
+                "eventVersion": "1.0",
+                "eventID": format!("{shard_id}:{}", r.sequence_number),
+                "eventName": "aws:kinesis:record",
+                "invokeIdentityArn": "arn:aws:iam::000000000000:role/WildRydesFunctionRole",
+                "awsRegion": "us-east-1",
+                "eventSourceARN": stream_arn,
+            })
+        })
+        .collect();
+    serde_json::json!({ "Records": records })
+}
+
+/// Asserts that the rejects are exactly one, of `pipeline`, for the corrupt
+/// aggregate `bad`: kept whole under its sequence number, with the reason.
+pub fn assert_the_corrupt_aggregate_is_the_one_reject(
+    rejects: &[wildrydes_core::rejects::Reject],
+    pipeline: wildrydes_core::names::PipelineName,
+    bad: &SourceRecord,
+) {
+    assert_eq!(rejects.len(), 1, "{rejects:?}");
+    let reject = &rejects[0];
+    assert_eq!(reject.pipeline, pipeline);
+    assert!(
+        reject
+            .reason
+            .starts_with("record is a KPL aggregate that cannot be read"),
+        "{}",
+        reject.reason
+    );
+    assert_eq!(
+        (&reject.sequence_number, reject.sub_sequence_number),
+        (&bad.sequence_number, None)
+    );
+    assert_eq!(reject.data, bad.data, "kept whole");
 }
