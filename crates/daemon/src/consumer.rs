@@ -2,9 +2,10 @@
 //! hands each batch to the pipeline, and moves the checkpoint only past
 //! records the pipeline reports durably handled.
 //!
-//! It respects the service: at least 200 ms between GetRecords calls on the
-//! shard (5 per second), backoff on throttling, a fresh iterator from the
-//! checkpoint when one expires. A lost lease stops it without a checkpoint;
+//! It respects the service: when polling, at least 200 ms between
+//! GetRecords calls on the shard (5 per second); backoff on throttling and
+//! errors, and a fresh iterator or subscription from the checkpoint after
+//! one ([`crate::reader`]). A lost lease stops it without a checkpoint;
 //! a stop request lets the batch in hand finish and be checkpointed first.
 
 use std::sync::Arc;
@@ -12,7 +13,6 @@ use std::time::Duration;
 
 use aws_sdk_kinesis::Client;
 use aws_sdk_kinesis::error::DisplayErrorContext;
-use aws_sdk_kinesis::types::ShardIteratorType;
 use tokio::sync::Mutex;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
@@ -22,6 +22,7 @@ use wildrydes_core::retry::RetryPolicy;
 use crate::lease::{Checkpoint, LeaseError, LeaseTable};
 use crate::metrics::Metrics;
 use crate::pipeline::{Pipeline, ShardState};
+use crate::reader::{Cursor, ReadError, ReadMode, ShardReader};
 
 /// How a consumer reads.
 #[derive(Debug, Clone)]
@@ -103,6 +104,8 @@ pub struct ShardConsumer {
     pub metrics: Arc<Metrics>,
     /// How to read.
     pub config: ConsumerConfig,
+    /// Polling or enhanced fan-out.
+    pub mode: ReadMode,
 }
 
 impl ShardConsumer {
@@ -122,7 +125,14 @@ impl ShardConsumer {
     ) -> Ended {
         let shard = self.source.shard_id.clone();
         let pipeline = self.pipeline.name().as_str();
-        let mut iterator: Option<String> = None;
+        let reader = ShardReader {
+            kinesis: self.kinesis.clone(),
+            stream: self.stream.clone(),
+            shard_id: shard.clone(),
+            mode: self.mode.clone(),
+        };
+        let fan_out = matches!(self.mode, ReadMode::FanOut(_));
+        let mut cursor: Option<Cursor> = None;
         let mut last_call = Instant::now() - self.config.min_poll_interval;
         let mut failures = 0u32;
         let mut idle_since = Instant::now();
@@ -179,13 +189,13 @@ impl ShardConsumer {
                     continue;
                 }
             }
-            let current = match iterator.take() {
+            let current = match cursor.take() {
                 Some(it) => it,
                 None => {
                     // Reading again from the checkpoint: what was handled
                     // since is handled again.
                     uncommitted = None;
-                    match self.iterator_at(&committed).await {
+                    match reader.open(&committed).await {
                         Ok(Some(it)) => {
                             skip = match &committed {
                                 Checkpoint::After(seq, sub) => Some((seq.clone(), *sub)),
@@ -195,48 +205,45 @@ impl ShardConsumer {
                         }
                         Ok(None) => return Ended::ShardEnd,
                         Err(e) => {
-                            tracing::warn!(shard, error = %e, "cannot get a shard iterator");
+                            tracing::warn!(shard, error = %e, "cannot read the shard from its checkpoint");
                             failures += 1;
                             continue;
                         }
                     }
                 }
             };
+            // A subscription is pushed to: only polling is paced.
             let since = last_call.elapsed();
-            if since < self.config.min_poll_interval
+            if !fan_out
+                && since < self.config.min_poll_interval
                 && pause(&stop, self.config.min_poll_interval - since).await
             {
-                iterator = Some(current);
+                cursor = Some(current);
                 continue;
             }
             last_call = Instant::now();
-            let read = self
-                .kinesis
-                .get_records()
-                .shard_iterator(&current)
-                .limit(self.config.max_records)
-                .send()
-                .await;
-            let output = match read {
-                Ok(o) => o,
-                Err(e) => {
-                    let expired = e
-                        .as_service_error()
-                        .is_some_and(|s| s.is_expired_iterator_exception());
-                    if expired {
-                        tracing::info!(
-                            shard,
-                            "shard iterator expired; resuming from the checkpoint"
-                        );
-                    } else {
-                        tracing::warn!(shard, error = %DisplayErrorContext(&e), "GetRecords failed");
-                        failures += 1;
-                    }
+            let read = tokio::select! {
+                read = reader.read(current, self.config.max_records, self.config.idle_poll_interval) => read,
+                // A subscription waits for records: a stop does not.
+                () = stop.cancelled() => continue,
+            };
+            let page = match read {
+                Ok(page) => page,
+                Err(ReadError::Expired) => {
+                    tracing::info!(
+                        shard,
+                        "shard iterator expired; resuming from the checkpoint"
+                    );
+                    continue;
+                }
+                Err(ReadError::Failed(error)) => {
+                    tracing::warn!(shard, error, "read failed; resuming from the checkpoint");
+                    failures += 1;
                     continue;
                 }
             };
             failures = 0;
-            if let Some(behind) = output.millis_behind_latest {
+            if let Some(behind) = page.millis_behind {
                 #[allow(clippy::cast_precision_loss)]
                 self.metrics.set(
                     "wildrydes_millis_behind_latest",
@@ -245,18 +252,21 @@ impl ShardConsumer {
                     behind as f64,
                 );
             }
-            let mut records: Vec<SourceRecord> = wildrydes_core::input::user_records(
-                output.records().iter().map(SourceRecord::from),
-            );
+            let bytes: usize = page.records.iter().map(|r| r.data().as_ref().len()).sum();
+            #[allow(clippy::cast_precision_loss)]
+            self.metrics
+                .add("wildrydes_bytes_read_total", pipeline, &shard, bytes as f64);
+            let mut records: Vec<SourceRecord> =
+                wildrydes_core::input::user_records(page.records.iter().map(SourceRecord::from));
             if let Some((seq, sub)) = &skip {
                 records.retain(|r| r.sequence_number != *seq || r.position().1 > *sub);
                 // The checkpoint's record comes first: once a page has
                 // records, nothing more can be at or before it.
-                if !output.records().is_empty() {
+                if !page.records.is_empty() {
                     skip = None;
                 }
             }
-            let next = output.next_shard_iterator;
+            let next = page.next;
             // No records on a shard still open: the pipeline emits what fell
             // silent (with `flush_all`, everything: the shard fell silent).
             let idle = records.is_empty() && next.is_some();
@@ -371,8 +381,9 @@ impl ShardConsumer {
             if flush_all {
                 idle_since = Instant::now();
             }
-            iterator = next;
-            if idle {
+            cursor = next;
+            // A subscription waits for the next event itself.
+            if idle && !fan_out {
                 pause(&stop, self.config.idle_poll_interval).await;
             }
         }
@@ -462,30 +473,6 @@ impl ShardConsumer {
                 f64::from(handled.retries),
             );
         }
-    }
-
-    /// An iterator at `checkpoint`, or `None` if the shard is done.
-    async fn iterator_at(&self, checkpoint: &Checkpoint) -> Result<Option<String>, String> {
-        let request = self
-            .kinesis
-            .get_shard_iterator()
-            .stream_name(&self.stream)
-            .shard_id(&self.source.shard_id);
-        let request = match checkpoint {
-            Checkpoint::ShardEnd => return Ok(None),
-            Checkpoint::TrimHorizon => request.shard_iterator_type(ShardIteratorType::TrimHorizon),
-            Checkpoint::Latest => request.shard_iterator_type(ShardIteratorType::Latest),
-            // At the record, not after it: its user records after the
-            // checkpoint's are still to be handled (see `run`).
-            Checkpoint::After(seq, _) => request
-                .shard_iterator_type(ShardIteratorType::AtSequenceNumber)
-                .starting_sequence_number(seq),
-        };
-        let output = request
-            .send()
-            .await
-            .map_err(|e| DisplayErrorContext(&e).to_string())?;
-        Ok(output.shard_iterator)
     }
 
     /// Moves the checkpoint, retrying a table that does not answer; a lost

@@ -8,8 +8,10 @@
 //!   every change fenced by `leaseCounter`.
 //! - [`worker`]: `Worker`, lease discovery, renewal, takeover, balancing, and
 //!   a consumer per held lease; `run(shutdown)` stops cleanly.
-//! - [`consumer`]: `ShardConsumer`, GetRecords within the service's limits,
-//!   the pipeline per batch, checkpoints only past durable work.
+//! - [`consumer`]: `ShardConsumer`, the pipeline per batch, checkpoints
+//!   only past durable work.
+//! - [`reader`]: `ShardReader`, GetRecords within the service's limits or
+//!   an enhanced fan-out subscription renewed as it ends.
 //! - [`pipeline`]: `Pipeline`, the core logic per subcommand.
 //! - [`metrics`]: `/metrics` (Prometheus) and `/healthz`.
 
@@ -17,4 +19,5 @@ pub mod consumer;
 pub mod lease;
 pub mod metrics;
 pub mod pipeline;
+pub mod reader;
 pub mod worker;

@@ -11,11 +11,16 @@ use axum::Router;
 use axum::routing::get;
 
 /// Series of the daemon: name, kind, help.
-const SERIES: [(&str, &str, &str); 8] = [
+const SERIES: [(&str, &str, &str); 9] = [
     (
         "wildrydes_records_in_total",
         "counter",
         "Records read from the stream.",
+    ),
+    (
+        "wildrydes_bytes_read_total",
+        "counter",
+        "Bytes of record data read from the stream (the load leases are balanced by).",
     ),
     (
         "wildrydes_records_written_total",
@@ -35,7 +40,7 @@ const SERIES: [(&str, &str, &str); 8] = [
     (
         "wildrydes_millis_behind_latest",
         "gauge",
-        "How far the shard's consumer is behind the stream's tip (GetRecords MillisBehindLatest).",
+        "How far the shard's consumer is behind the stream's tip (MillisBehindLatest of GetRecords or of the subscription).",
     ),
     (
         "wildrydes_batch_seconds_sum",

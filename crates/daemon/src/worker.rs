@@ -26,6 +26,14 @@ use crate::consumer::{ConsumerConfig, Counter, Ended, ShardConsumer};
 use crate::lease::{Checkpoint, Lease, LeaseTable};
 use crate::metrics::Metrics;
 use crate::pipeline::Pipeline;
+use crate::reader::{ReadMode, ensure_consumer};
+
+/// How this worker's consumers read the stream.
+#[derive(Debug)]
+struct Shards {
+    stream_arn: String,
+    mode: ReadMode,
+}
 
 /// How a worker behaves.
 #[derive(Debug, Clone)]
@@ -43,7 +51,14 @@ pub struct WorkerConfig {
     pub shutdown_timeout: Duration,
     /// How each shard is read.
     pub consumer: ConsumerConfig,
+    /// Read through this enhanced fan-out consumer (registered if missing,
+    /// reused if there) instead of polling.
+    pub enhanced_fan_out: Option<String>,
 }
+
+/// Longest wait for a newly registered fan-out consumer to become ACTIVE
+/// (AWS takes seconds).
+const CONSUMER_ACTIVE_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// A lease this worker holds, with its consumer.
 #[derive(Debug)]
@@ -102,6 +117,15 @@ impl Worker {
             .stream_description_summary()
             .map(|s| s.stream_arn().to_owned())
             .unwrap_or_default();
+        let mode = match &self.config.enhanced_fan_out {
+            Some(name) => ReadMode::FanOut(
+                ensure_consumer(&self.kinesis, &stream_arn, name, CONSUMER_ACTIVE_TIMEOUT)
+                    .await
+                    .map_err(anyhow::Error::msg)?,
+            ),
+            None => ReadMode::Polling,
+        };
+        let shards = Shards { stream_arn, mode };
         let mut held: HashMap<String, Held> = HashMap::new();
         // Per lease: the counter last seen and when this worker first saw it.
         let mut seen: HashMap<String, (i64, Instant)> = HashMap::new();
@@ -114,10 +138,7 @@ impl Worker {
             }
             self.renew(&mut held).await;
             match self.leases.list().await {
-                Ok(leases) => {
-                    self.balance(&leases, &mut held, &mut seen, &stream_arn)
-                        .await
-                }
+                Ok(leases) => self.balance(&leases, &mut held, &mut seen, &shards).await,
                 Err(e) => tracing::warn!(error = %e, "cannot list leases"),
             }
             #[allow(clippy::cast_precision_loss)]
@@ -239,7 +260,7 @@ impl Worker {
         leases: &[Lease],
         held: &mut HashMap<String, Held>,
         seen: &mut HashMap<String, (i64, Instant)>,
-        stream_arn: &str,
+        shards: &Shards,
     ) {
         let now = Instant::now();
         let me = self.config.worker_id.as_str();
@@ -284,7 +305,7 @@ impl Worker {
             if held.contains_key(&lease.shard_id) {
                 continue;
             }
-            if self.take(lease, held, stream_arn).await {
+            if self.take(lease, held, shards).await {
                 mine += 1;
             }
         }
@@ -297,17 +318,12 @@ impl Worker {
             })
         {
             tracing::info!(shard = %lease.shard_id, from = victim, "stealing a lease to balance");
-            self.take(lease, held, stream_arn).await;
+            self.take(lease, held, shards).await;
         }
     }
 
     /// Takes one lease and starts its consumer; whether it worked.
-    async fn take(
-        &self,
-        lease: &Lease,
-        held: &mut HashMap<String, Held>,
-        stream_arn: &str,
-    ) -> bool {
+    async fn take(&self, lease: &Lease, held: &mut HashMap<String, Held>, shards: &Shards) -> bool {
         let taken = match self.leases.take(lease, &self.config.worker_id).await {
             Ok(taken) => taken,
             Err(e) => {
@@ -322,7 +338,7 @@ impl Worker {
             kinesis: self.kinesis.clone(),
             stream: self.config.stream.clone(),
             source: ShardSource {
-                stream_arn: stream_arn.to_owned(),
+                stream_arn: shards.stream_arn.clone(),
                 shard_id: taken.shard_id.clone(),
             },
             leases: self.leases.clone(),
@@ -330,6 +346,7 @@ impl Worker {
             pipeline: self.pipeline.clone(),
             metrics: self.metrics.clone(),
             config: self.config.consumer.clone(),
+            mode: shards.mode.clone(),
         };
         let state = self.pipeline.resume();
         let task = tokio::spawn(consumer.run(

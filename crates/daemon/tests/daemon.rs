@@ -568,6 +568,9 @@ struct Faults {
     /// as `producer --aggregate` sends them: a kill or a failed batch can
     /// stop a consumer in the middle of one.
     aggregate: bool,
+    /// Every daemon reads with `--enhanced-fan-out`, and each subscription
+    /// lasts 1.5 s, so consumers renew them all the time.
+    fan_out: bool,
 }
 
 /// A daemon whose standard error is drained as it runs (a full pipe would
@@ -887,12 +890,20 @@ async fn whole_system(spec: FleetSpec, faults: Faults) {
     let options = LocalAwsOptions {
         iterator_ttl_seconds: if faults.expiry { 1 } else { 300 },
         enforce_limits: faults.limits,
+        subscription_length: if faults.fan_out {
+            Duration::from_millis(1500)
+        } else {
+            LocalAwsOptions::default().subscription_length
+        },
         ..LocalAwsOptions::default()
     };
     let local = backend(options, &[(READINGS, 2), (OUTPUT, 2)]).await;
     let kinesis = local.kinesis_client();
     let idle_poll = if faults.expiry { "1500ms" } else { "200ms" };
-    let common = ["--idle-poll-interval", idle_poll];
+    let mut common = vec!["--idle-poll-interval", idle_poll];
+    if faults.fan_out {
+        common.push("--enhanced-fan-out");
+    }
     let aggregate: Vec<&str> = common
         .iter()
         .copied()
@@ -1002,6 +1013,11 @@ async fn whole_system(spec: FleetSpec, faults: Faults) {
         .chain(&dead)
         .map(|w| w.logged("shard iterator expired"))
         .sum();
+    let renewed: usize = workers
+        .iter()
+        .chain(&dead)
+        .map(|w| w.logged("subscription ended; renewing it"))
+        .sum();
     let kills = dead.len();
     for w in &mut workers {
         let status = sigterm(&mut w.child).await;
@@ -1010,7 +1026,7 @@ async fn whole_system(spec: FleetSpec, faults: Faults) {
     let diff = table_diff(&local, &want, 20).await;
     assert!(diff.is_empty(), "after the workers stopped:\n{diff}");
     eprintln!(
-        "seed {}: {} readings ({} sent in {batches} batches, {throttled} throttled and sent again), {} minutes; puts {put_for:?}, converged at {converged:?}, {kills} kills, {expired} iterator expiries, {:?} in all",
+        "seed {}: {} readings ({} sent in {batches} batches, {throttled} throttled and sent again), {} minutes; puts {put_for:?}, converged at {converged:?}, {kills} kills, {expired} iterator expiries, {renewed} subscriptions renewed, {:?} in all",
         spec.seed,
         fleet.readings.len(),
         fleet.deliveries().count(),
@@ -1022,6 +1038,18 @@ async fn whole_system(spec: FleetSpec, faults: Faults) {
     }
     if faults.expiry {
         assert!(expired > 0, "iterators expired");
+    }
+    if faults.fan_out {
+        assert!(renewed > 0, "subscriptions were renewed");
+        let registered: usize = workers
+            .iter()
+            .chain(&dead)
+            .map(|w| w.logged("enhanced fan-out consumer registered"))
+            .sum();
+        assert_eq!(
+            registered, 2,
+            "one consumer registered per pipeline, then reused"
+        );
     }
     if let Some((_, counts)) = &proxy {
         let faulted = counts
@@ -1071,6 +1099,7 @@ async fn workers_killed_at_random_with_iterators_expiring_and_throttled_puts_los
         limits: true,
         throttle_writes: Some(4),
         aggregate: false,
+        fan_out: false,
     };
     bounded(whole_system(fleet(33, 8), every_fault)).await;
 }
@@ -1084,4 +1113,128 @@ async fn kpl_aggregates_with_workers_killed_and_iterators_expiring_lose_nothing(
         ..Faults::default()
     };
     bounded(whole_system(fleet(44, 8), aggregated)).await;
+}
+
+#[tokio::test]
+async fn enhanced_fan_out_with_renewals_a_split_a_merge_and_kills_loses_nothing() {
+    let fan_out = Faults {
+        reshard: true,
+        kills: Some(seed(55)),
+        aggregate: true,
+        fan_out: true,
+        ..Faults::default()
+    };
+    bounded(whole_system(fleet(55, 8), fan_out)).await;
+}
+
+/// The process pipeline over `local`'s table, as `wildrydes-daemon process`
+/// builds it, for workers run inside the test.
+fn process_pipeline(local: &LocalAws) -> wildrydes_daemon::pipeline::Pipeline {
+    use wildrydes_core::writer::{TableWriter, WriterConfig};
+    let dynamodb = local.dynamodb_client();
+    let writer = |table: &str| TableWriter::new(dynamodb.clone(), table, WriterConfig::default());
+    wildrydes_daemon::pipeline::Pipeline::Process(wildrydes_core::process::Processor::new(
+        writer(workshop::SENSOR_TABLE),
+        wildrydes_core::rejects::RejectStore::new(writer(workshop::REJECTS_TABLE)),
+    ))
+}
+
+/// A worker of the process pipeline on `STREAM`, run inside the test, over
+/// `kinesis`; `fan_out` names its enhanced fan-out consumer.
+fn worker(
+    local: &LocalAws,
+    kinesis: aws_sdk_kinesis::Client,
+    id: &str,
+    fan_out: Option<&str>,
+) -> wildrydes_daemon::worker::Worker {
+    use wildrydes_daemon::consumer::ConsumerConfig;
+    use wildrydes_daemon::worker::{Worker, WorkerConfig};
+    Worker::new(
+        kinesis,
+        lease_table(local),
+        std::sync::Arc::new(process_pipeline(local)),
+        std::sync::Arc::default(),
+        WorkerConfig {
+            worker_id: id.to_owned(),
+            stream: STREAM.to_owned(),
+            lease_duration: Duration::from_secs(2),
+            initial_position: Checkpoint::TrimHorizon,
+            shutdown_timeout: Duration::from_secs(10),
+            consumer: ConsumerConfig {
+                idle_poll_interval: Duration::from_millis(200),
+                ..ConsumerConfig::default()
+            },
+            enhanced_fan_out: fan_out.map(str::to_owned),
+        },
+    )
+}
+
+#[tokio::test]
+async fn enhanced_fan_out_works_over_an_http2_only_client() {
+    bounded(async {
+        let options = LocalAwsOptions {
+            subscription_length: Duration::from_secs(1),
+            ..LocalAwsOptions::default()
+        };
+        let local = backend(options, &[(STREAM, 2)]).await;
+        let (http, versions) = wildrydes_testkit::h2c::http2_only_client();
+        let kinesis = aws_sdk_kinesis::Client::from_conf(
+            aws_sdk_kinesis::config::Builder::from(local.sdk_config())
+                .http_client(http)
+                .build(),
+        );
+        let first = aggregates(0, 60);
+        put(&local, STREAM, &first).await;
+        let stop = tokio_util::sync::CancellationToken::new();
+        let w = worker(&local, kinesis, "h2-worker", Some("h2-consumer"));
+        let running = tokio::spawn(w.run(stop.clone().cancelled_owned()));
+        until_table_holds(&local, &first).await;
+        // Records put while the subscriptions are open are pushed, across
+        // renewals (each subscription lasts 1 s).
+        let all = aggregates(0, 120);
+        for chunk in all[60..].chunks(10) {
+            put(&local, STREAM, chunk).await;
+        }
+        until_table_holds(&local, &all).await;
+        stop.cancel();
+        running.await.unwrap().unwrap();
+        let versions = versions.lock().unwrap().clone();
+        assert!(!versions.is_empty(), "the worker called Kinesis");
+        assert!(
+            versions.iter().all(|v| *v == http::Version::HTTP_2),
+            "every response came over HTTP/2: {versions:?}"
+        );
+        let consumers = local
+            .kinesis_client()
+            .list_stream_consumers()
+            .stream_arn(stream_arn(&local, STREAM).await)
+            .send()
+            .await
+            .unwrap();
+        let names: Vec<&str> = consumers
+            .consumers()
+            .iter()
+            .map(|c| c.consumer_name())
+            .collect();
+        assert_eq!(
+            names,
+            ["h2-consumer"],
+            "registered, and left for the next run"
+        );
+    })
+    .await;
+}
+
+async fn stream_arn(local: &LocalAws, stream: &str) -> String {
+    local
+        .kinesis_client()
+        .describe_stream_summary()
+        .stream_name(stream)
+        .send()
+        .await
+        .unwrap()
+        .stream_description_summary()
+        .unwrap()
+        .stream_arn()
+        .to_owned()
 }

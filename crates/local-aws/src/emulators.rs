@@ -315,6 +315,8 @@ fn store_options(options: &LocalAwsOptions) -> StoreOptions {
         update_stream_ms: delay_ms,
         shard_limit: options.shard_limit,
         iterator_ttl_seconds: options.iterator_ttl_seconds,
+        subscribe_to_shard_session_ms: u64::try_from(options.subscription_length.as_millis())
+            .unwrap_or(u64::MAX),
         enforce_limits: options.enforce_limits,
         durable: options.data_dir.as_ref().map(|dir| DurableStateOptions {
             state_dir: dir.join(KINESIS_DIR),

@@ -62,6 +62,14 @@ pub struct LocalAwsOptions {
     /// AWS takes seconds; the emulator defaults to 500 ms. Zero keeps tests
     /// fast; a test of code that waits for ACTIVE sets a visible delay.
     pub stream_transition_delay: Duration,
+
+    /// How long one `SubscribeToShard` subscription lasts before the
+    /// service ends it and the consumer must subscribe again.
+    ///
+    /// AWS ends each after 5 minutes, the default; a test of an enhanced
+    /// fan-out consumer's renewal sets a second or two so that renewals
+    /// happen within the test.
+    pub subscription_length: Duration,
 }
 
 impl Default for LocalAwsOptions {
@@ -74,6 +82,7 @@ impl Default for LocalAwsOptions {
             enforce_limits: false,
             shard_limit: 50,
             stream_transition_delay: Duration::ZERO,
+            subscription_length: Duration::from_secs(300),
         }
     }
 }

@@ -12,6 +12,8 @@
 //! - [`binaries`]: another package's binary, built now and located by
 //!   cargo, never a stale file in `target/debug`.
 //! - [`fleet`]: seeded fleets of readings with their arithmetic oracle.
+//! - [`h2c`]: an SDK client that speaks only HTTP/2, as AWS does to
+//!   enhanced fan-out consumers.
 //! - [`free_port`], [`read_stream`], [`scan_table`], [`bounded`],
 //!   [`readings_of_minute`], [`WORKSHOP_DAY`].
 //!
@@ -21,6 +23,7 @@
 
 pub mod binaries;
 pub mod fleet;
+pub mod h2c;
 pub mod lambda_runtime;
 pub mod moto;
 pub mod tools;
