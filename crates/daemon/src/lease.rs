@@ -68,7 +68,7 @@ impl Checkpoint {
 }
 
 /// One shard's lease, as read from the table.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Lease {
     /// The shard id (`leaseKey`).
     pub shard_id: String,
@@ -82,6 +82,9 @@ pub struct Lease {
     pub owner_switches: i64,
     /// Parent shards (`parentShardId`): this lease waits for them to end.
     pub parents: Vec<String>,
+    /// The shard's load as its owner last measured it (`throughputKBps`:
+    /// KB of records read per second), for balancing by load.
+    pub throughput_kbps: Option<f64>,
 }
 
 /// Why a lease operation failed.
@@ -256,16 +259,27 @@ impl LeaseTable {
             .ok_or_else(|| self.table_error("take a lease", "the table returned no lease"))
     }
 
-    /// Renews a held lease: proves the worker is alive. Returns the new counter.
+    /// Renews a held lease: proves the worker is alive, and publishes the
+    /// shard's load if measured. Returns the new counter.
     pub async fn renew(
         &self,
         shard_id: &str,
         worker: &str,
         counter: i64,
+        throughput_kbps: Option<f64>,
     ) -> Result<i64, LeaseError> {
-        self.change_held(shard_id, worker, counter, "renew a lease", |update| {
-            update.update_expression("SET leaseCounter = :next")
-        })
+        self.change_held(
+            shard_id,
+            worker,
+            counter,
+            "renew a lease",
+            |update| match throughput_kbps {
+                Some(kbps) => update
+                    .update_expression("SET leaseCounter = :next, throughputKBps = :kbps")
+                    .expression_attribute_values(":kbps", AttributeValue::N(format!("{kbps:.3}"))),
+                None => update.update_expression("SET leaseCounter = :next"),
+            },
+        )
         .await
     }
 
@@ -429,5 +443,9 @@ fn lease_of(item: &HashMap<String, AttributeValue>) -> Option<Lease> {
             .and_then(|v| v.as_ss().ok())
             .cloned()
             .unwrap_or_default(),
+        throughput_kbps: item
+            .get("throughputKBps")
+            .and_then(|v| v.as_n().ok())
+            .and_then(|v| v.parse().ok()),
     })
 }

@@ -8,6 +8,8 @@
 //!   every change fenced by `leaseCounter`.
 //! - [`worker`]: `Worker`, lease discovery, renewal, takeover, balancing, and
 //!   a consumer per held lease; `run(shutdown)` stops cleanly.
+//! - [`balance`]: which lease to take so workers carry the same load (or
+//!   the same number of leases), with dampening.
 //! - [`consumer`]: `ShardConsumer`, the pipeline per batch, checkpoints
 //!   only past durable work.
 //! - [`reader`]: `ShardReader`, GetRecords within the service's limits or
@@ -15,6 +17,7 @@
 //! - [`pipeline`]: `Pipeline`, the core logic per subcommand.
 //! - [`metrics`]: `/metrics` (Prometheus) and `/healthz`.
 
+pub mod balance;
 pub mod consumer;
 pub mod lease;
 pub mod metrics;

@@ -6,8 +6,11 @@
 //! - a lease is expired when its `leaseCounter` has not changed for the
 //!   failover time, judged by this worker's own clock (no clock is compared
 //!   between hosts);
-//! - a worker aims at its fair share, ceil(leases / live workers); when no
-//!   lease is expired or free it steals one, from the worker holding most;
+//! - a worker takes expired or free leases up to its fair share,
+//!   ceil(leases / live workers); when none is expired or free it steals
+//!   one: by load ([`crate::balance`]: the loads each owner publishes in
+//!   the lease, `throughputKBps`), or by count from the worker holding
+//!   most (with `Balance::Count`, or while the stream is idle);
 //! - a child shard's lease is created only once every parent checkpointed
 //!   SHARD_END (or is gone from the stream and the table), and starts at
 //!   TRIM_HORIZON.
@@ -22,6 +25,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use wildrydes_core::input::ShardSource;
 
+use crate::balance::{Balance, Owned};
 use crate::consumer::{ConsumerConfig, Counter, Ended, ShardConsumer};
 use crate::lease::{Checkpoint, Lease, LeaseTable};
 use crate::metrics::Metrics;
@@ -54,6 +58,8 @@ pub struct WorkerConfig {
     /// Read through this enhanced fan-out consumer (registered if missing,
     /// reused if there) instead of polling.
     pub enhanced_fan_out: Option<String>,
+    /// What workers balance: leases or load.
+    pub balance: Balance,
 }
 
 /// Longest wait for a newly registered fan-out consumer to become ACTIVE
@@ -66,7 +72,21 @@ struct Held {
     counter: Counter,
     stop: CancellationToken,
     task: JoinHandle<Ended>,
+    load: Load,
 }
+
+/// A held shard's load, measured from the bytes its consumer read.
+#[derive(Debug)]
+struct Load {
+    /// The consumer's byte count at the last measurement, and when.
+    bytes: f64,
+    at: Instant,
+    /// KB/s, smoothed over measurements; `None` before the first.
+    kbps: Option<f64>,
+}
+
+/// Weight of the newest measurement in a shard's smoothed load.
+const LOAD_SMOOTHING: f64 = 0.5;
 
 /// One worker of one pipeline.
 #[derive(Debug)]
@@ -129,6 +149,9 @@ impl Worker {
         let mut held: HashMap<String, Held> = HashMap::new();
         // Per lease: the counter last seen and when this worker first saw it.
         let mut seen: HashMap<String, (i64, Instant)> = HashMap::new();
+        // When this worker last took a lease to balance load: it waits for
+        // fresh measurements before the next.
+        let mut last_steal: Option<Instant> = None;
         let tick = self.config.lease_duration / 3;
         let mut shutdown = std::pin::pin!(shutdown);
         tracing::info!(worker = %self.config.worker_id, stream = %self.config.stream, pipeline = %self.pipeline.name(), "worker started");
@@ -138,7 +161,10 @@ impl Worker {
             }
             self.renew(&mut held).await;
             match self.leases.list().await {
-                Ok(leases) => self.balance(&leases, &mut held, &mut seen, &shards).await,
+                Ok(leases) => {
+                    self.balance(&leases, &mut held, &mut seen, &shards, &mut last_steal)
+                        .await;
+                }
                 Err(e) => tracing::warn!(error = %e, "cannot list leases"),
             }
             #[allow(clippy::cast_precision_loss)]
@@ -236,11 +262,12 @@ impl Worker {
                 }
             }
         }
-        for (shard, h) in held.iter() {
+        for (shard, h) in held.iter_mut() {
+            let kbps = self.measure(shard, &mut h.load);
             let mut counter = h.counter.lock().await;
             match self
                 .leases
-                .renew(shard, &self.config.worker_id, *counter)
+                .renew(shard, &self.config.worker_id, *counter, kbps)
                 .await
             {
                 Ok(next) => *counter = next,
@@ -253,19 +280,42 @@ impl Worker {
         }
     }
 
+    /// The load of a held shard since the last measurement, smoothed.
+    fn measure(&self, shard: &str, load: &mut Load) -> Option<f64> {
+        let bytes = self.metrics.get(
+            "wildrydes_bytes_read_total",
+            self.pipeline.name().as_str(),
+            shard,
+        );
+        let elapsed = load.at.elapsed().as_secs_f64();
+        if elapsed <= 0.0 {
+            return load.kbps;
+        }
+        let kbps = (bytes - load.bytes).max(0.0) / 1024.0 / elapsed;
+        load.kbps = Some(match load.kbps {
+            Some(before) => before + LOAD_SMOOTHING * (kbps - before),
+            None => kbps,
+        });
+        load.bytes = bytes;
+        load.at = Instant::now();
+        load.kbps
+    }
+
     /// Takes expired or free leases up to the fair share, stealing one when
-    /// none is free and this worker holds less than its share.
+    /// none is free and this worker carries less than its share.
     async fn balance(
         &self,
         leases: &[Lease],
         held: &mut HashMap<String, Held>,
         seen: &mut HashMap<String, (i64, Instant)>,
         shards: &Shards,
+        last_steal: &mut Option<Instant>,
     ) {
         let now = Instant::now();
         let me = self.config.worker_id.as_str();
         let mut expired = Vec::new();
         let mut live_owners: HashMap<&str, usize> = HashMap::new();
+        let mut owned: Vec<Owned<'_>> = Vec::new();
         let mut active: usize = 0;
         for lease in leases {
             let entry = seen
@@ -279,9 +329,25 @@ impl Worker {
             }
             active += 1;
             let stale = now.duration_since(entry.1) >= self.config.lease_duration;
+            let published = lease.throughput_kbps.unwrap_or(0.0);
             match lease.owner.as_deref() {
-                Some(owner) if owner == me => {}
-                Some(owner) if !stale => *live_owners.entry(owner).or_default() += 1,
+                Some(owner) if owner == me => {
+                    if let Some(h) = held.get(&lease.shard_id) {
+                        owned.push(Owned {
+                            shard: &lease.shard_id,
+                            owner,
+                            kbps: h.load.kbps.unwrap_or(published),
+                        });
+                    }
+                }
+                Some(owner) if !stale => {
+                    *live_owners.entry(owner).or_default() += 1;
+                    owned.push(Owned {
+                        shard: &lease.shard_id,
+                        owner,
+                        kbps: published,
+                    });
+                }
                 _ => expired.push(lease.clone()),
             }
         }
@@ -309,8 +375,24 @@ impl Worker {
                 mine += 1;
             }
         }
-        if expired.is_empty()
-            && mine < target
+        if !expired.is_empty() {
+            return;
+        }
+        if self.config.balance == Balance::Load && crate::balance::loaded(&owned) {
+            let settled =
+                last_steal.is_none_or(|at| at.elapsed() >= 2 * self.config.lease_duration);
+            if settled
+                && let Some(steal) = crate::balance::lease_to_steal(me, &owned)
+                && let Some(lease) = leases.iter().find(|l| l.shard_id == steal.shard)
+            {
+                tracing::info!(shard = %lease.shard_id, from = steal.owner, kbps = steal.kbps, "stealing a lease to balance load");
+                if self.take(lease, held, shards).await {
+                    *last_steal = Some(Instant::now());
+                }
+            }
+            return;
+        }
+        if mine < target
             && let Some((victim, count)) = live_owners.iter().max_by_key(|(_, c)| **c)
             && *count > target
             && let Some(lease) = leases.iter().find(|l| {
@@ -355,12 +437,22 @@ impl Worker {
             state,
             stop.clone(),
         ));
+        let bytes = self.metrics.get(
+            "wildrydes_bytes_read_total",
+            self.pipeline.name().as_str(),
+            &taken.shard_id,
+        );
         held.insert(
             taken.shard_id,
             Held {
                 counter,
                 stop,
                 task,
+                load: Load {
+                    bytes,
+                    at: Instant::now(),
+                    kbps: None,
+                },
             },
         );
         true

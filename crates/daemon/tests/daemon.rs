@@ -1146,6 +1146,7 @@ fn worker(
     kinesis: aws_sdk_kinesis::Client,
     id: &str,
     fan_out: Option<&str>,
+    lease_duration: Duration,
 ) -> wildrydes_daemon::worker::Worker {
     use wildrydes_daemon::consumer::ConsumerConfig;
     use wildrydes_daemon::worker::{Worker, WorkerConfig};
@@ -1157,7 +1158,7 @@ fn worker(
         WorkerConfig {
             worker_id: id.to_owned(),
             stream: STREAM.to_owned(),
-            lease_duration: Duration::from_secs(2),
+            lease_duration,
             initial_position: Checkpoint::TrimHorizon,
             shutdown_timeout: Duration::from_secs(10),
             consumer: ConsumerConfig {
@@ -1165,6 +1166,7 @@ fn worker(
                 ..ConsumerConfig::default()
             },
             enhanced_fan_out: fan_out.map(str::to_owned),
+            balance: wildrydes_daemon::balance::Balance::Load,
         },
     )
 }
@@ -1186,7 +1188,13 @@ async fn enhanced_fan_out_works_over_an_http2_only_client() {
         let first = aggregates(0, 60);
         put(&local, STREAM, &first).await;
         let stop = tokio_util::sync::CancellationToken::new();
-        let w = worker(&local, kinesis, "h2-worker", Some("h2-consumer"));
+        let w = worker(
+            &local,
+            kinesis,
+            "h2-worker",
+            Some("h2-consumer"),
+            Duration::from_secs(2),
+        );
         let running = tokio::spawn(w.run(stop.clone().cancelled_owned()));
         until_table_holds(&local, &first).await;
         // Records put while the subscriptions are open are pushed, across
@@ -1237,4 +1245,124 @@ async fn stream_arn(local: &LocalAws, stream: &str) -> String {
         .unwrap()
         .stream_arn()
         .to_owned()
+}
+
+/// Four shards carrying 40, 30, 20 and 10 % of the records, the first
+/// worker holding all four: a second one joins, and by load (not by
+/// count, which could leave 70/30) they settle at 50/50 (on the way, 60/40
+/// for two lease durations) and then move no lease for 18 lease
+/// durations: three minutes at the default 10 s lease, run here ten times
+/// faster (1 s leases).
+#[tokio::test]
+async fn two_workers_split_uneven_shards_by_load_and_then_stay() {
+    const SHARES: [usize; 4] = [40, 30, 20, 10];
+    let lease = Duration::from_secs(1);
+    bounded(async {
+        let local = setup(4, 300).await;
+        let shards = open_shards(&local, STREAM).await;
+        let share: HashMap<String, usize> = shards
+            .iter()
+            .zip(SHARES)
+            .map(|((id, _, _), s)| (id.clone(), s))
+            .collect();
+        // Traffic: every 100 ms, SHARES / 5 records per shard, aimed at
+        // it by explicit hash key.
+        let traffic = {
+            let kinesis = local.kinesis_client();
+            let starts: Vec<u128> = shards.iter().map(|s| s.1).collect();
+            let pool = aggregates(0, 200);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_millis(100));
+                let mut next = 0usize;
+                loop {
+                    tick.tick().await;
+                    let mut entries = Vec::new();
+                    for (start, share) in starts.iter().zip(SHARES) {
+                        for _ in 0..share / 5 {
+                            let a = &pool[next % pool.len()];
+                            next += 1;
+                            entries.push(
+                                PutRecordsRequestEntry::builder()
+                                    .partition_key(a.name.to_string())
+                                    .explicit_hash_key(start.to_string())
+                                    .data(Blob::new(a.to_json()))
+                                    .build()
+                                    .unwrap(),
+                            );
+                        }
+                    }
+                    kinesis
+                        .put_records()
+                        .stream_name(STREAM)
+                        .set_records(Some(entries))
+                        .send()
+                        .await
+                        .unwrap();
+                }
+            })
+        };
+        let split = |owners: &BTreeMap<String, Option<String>>, w: &str| -> usize {
+            owners
+                .iter()
+                .filter(|(_, o)| o.as_deref() == Some(w))
+                .map(|(shard, _)| share[shard])
+                .sum()
+        };
+        let stop = tokio_util::sync::CancellationToken::new();
+        let start = |id: &str| {
+            let w = worker(&local, local.kinesis_client(), id, None, lease);
+            tokio::spawn(w.run(stop.clone().cancelled_owned()))
+        };
+        let a = start("worker-a");
+        // The first worker holds every lease and has published each one's load.
+        until(|| async {
+            let leases = lease_table(&local).list().await.unwrap_or_default();
+            leases.len() == 4
+                && leases.iter().all(|l| {
+                    l.owner.as_deref() == Some("worker-a")
+                        && l.throughput_kbps.is_some_and(|k| k > 0.0)
+                })
+        })
+        .await;
+        let b = start("worker-b");
+        until(|| async {
+            let o = owners(&local).await;
+            // Within the balancer's band (10 % of the fair share), inside
+            // the 50/50 ± 10 asked for: with these shares, exactly 50/50.
+            (45..=55).contains(&split(&o, "worker-a")) && (45..=55).contains(&split(&o, "worker-b"))
+        })
+        .await;
+        let settled = owners(&local).await;
+        let watch = tokio::time::Instant::now();
+        while watch.elapsed() < 18 * lease {
+            let now = owners(&local).await;
+            assert_eq!(
+                now,
+                settled,
+                "a lease moved {:?} after the split settled at {} / {}",
+                watch.elapsed(),
+                split(&settled, "worker-a"),
+                split(&settled, "worker-b")
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let leases = lease_table(&local).list().await.unwrap();
+        eprintln!(
+            "settled at {} / {}; published loads (KB/s): {:?}",
+            split(&settled, "worker-a"),
+            split(&settled, "worker-b"),
+            leases
+                .iter()
+                .map(|l| (
+                    share[&l.shard_id],
+                    l.throughput_kbps.unwrap_or_default().round()
+                ))
+                .collect::<Vec<_>>()
+        );
+        traffic.abort();
+        stop.cancel();
+        a.await.unwrap().unwrap();
+        b.await.unwrap().unwrap();
+    })
+    .await;
 }

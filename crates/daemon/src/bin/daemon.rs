@@ -22,6 +22,7 @@ use wildrydes_core::retry::RetryPolicy;
 use wildrydes_core::stream_writer::StreamWriter;
 use wildrydes_core::window::WindowRules;
 use wildrydes_core::writer::{DEFAULT_MAX_IN_FLIGHT, TableWriter, WriterConfig};
+use wildrydes_daemon::balance::Balance;
 use wildrydes_daemon::consumer::ConsumerConfig;
 use wildrydes_daemon::lease::{Checkpoint, LeaseTable};
 use wildrydes_daemon::metrics::{self, Metrics};
@@ -142,6 +143,13 @@ struct Common {
     /// never deregistered by the daemon
     #[arg(long, global = true, env = "WILDRYDES_ENHANCED_FAN_OUT")]
     enhanced_fan_out: bool,
+    /// What the pipeline's workers share evenly: the load (bytes read per
+    /// second, which each worker publishes in the lease table) or the
+    /// number of leases. By load, a worker more than 10 % under its fair
+    /// share takes one lease from the busiest, at most one every two
+    /// lease durations
+    #[arg(long, global = true, env = "WILDRYDES_BALANCE", value_enum, default_value_t = BalanceBy::Load)]
+    balance: BalanceBy,
     /// Name of the enhanced fan-out consumer [default: the lease table's
     /// name]
     #[arg(
@@ -192,6 +200,14 @@ struct AggregateArgs {
     /// range key Minute N)
     #[arg(long, env = "STATE_TABLE_NAME", default_value = AGGREGATOR_STATE_TABLE)]
     state_table: String,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum BalanceBy {
+    /// The same load (KB/s read) per worker.
+    Load,
+    /// The same number of leases per worker (KCL 2's way).
+    Count,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -324,6 +340,10 @@ async fn main() -> anyhow::Result<()> {
             shutdown_timeout: cli.common.shutdown_timeout,
             consumer,
             enhanced_fan_out,
+            balance: match cli.common.balance {
+                BalanceBy::Load => Balance::Load,
+                BalanceBy::Count => Balance::Count,
+            },
         },
     );
     worker.run(shutdown_signal()).await?;
