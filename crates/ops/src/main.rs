@@ -287,6 +287,30 @@ mod tests {
         assert!(words.contains("~1,000 unicorns per shard"), "{help}");
     }
 
+    #[cfg(feature = "deploy")]
+    #[test]
+    fn deploy_alarm_enhanced_fan_out_is_off_unless_asked_for() {
+        let settings = |args: &[&str]| {
+            let Cli {
+                task: Task::Deploy(flags),
+            } = Cli::try_parse_from(["wildrydes-ops", "deploy"].iter().chain(args)).unwrap()
+            else {
+                panic!("not deploy");
+            };
+            flags.options(Path::new("/")).unwrap().settings
+        };
+        assert!(!settings(&[]).alarm_enhanced_fan_out);
+        assert!(settings(&["--alarm-enhanced-fan-out"]).alarm_enhanced_fan_out);
+        let help = Cli::command()
+            .find_subcommand_mut("deploy")
+            .unwrap()
+            .render_long_help()
+            .to_string();
+        let words = help.split_whitespace().collect::<Vec<_>>().join(" ");
+        assert!(words.contains("--alarm-enhanced-fan-out"), "{help}");
+        assert!(words.contains("consumer-shard-hour charge"), "{help}");
+    }
+
     #[test]
     fn flags_are_consistent() {
         Cli::command().debug_assert();
