@@ -104,8 +104,29 @@ impl From<&aws_sdk_kinesis::types::Record> for SourceRecord {
 
 use crate::kpl;
 
+/// The hash key Kinesis routes a record by: the MD5 digest of its
+/// partition key's UTF-8 bytes, read as a big-endian 128-bit number. A
+/// shard receives the keys of its hash key range.
+pub fn hash_key(partition_key: &str) -> u128 {
+    use md5::Digest as _;
+    u128::from_be_bytes(md5::Md5::digest(partition_key.as_bytes()).into())
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn hash_keys_are_md5_big_endian() {
+        // Checked against `printf Shadowfax | md5sum`.
+        assert_eq!(
+            super::hash_key("Shadowfax"),
+            0x5cf8_4da7_bde1_37a9_4d6b_151b_b105_0ede
+        );
+        assert_eq!(
+            super::hash_key(""),
+            0xd41d_8cd9_8f00_b204_e980_0998_ecf8_427e
+        );
+    }
+
     use aws_sdk_kinesis::primitives::Blob;
     use aws_sdk_kinesis::types::Record;
 

@@ -154,7 +154,7 @@ impl ShardConsumer {
                 }
                 if let Some(range) = &hash_range {
                     let mine = |name: &wildrydes_core::UnicornName| {
-                        range.contains(&hash_key(name.as_str()))
+                        range.contains(&wildrydes_core::input::hash_key(name.as_str()))
                     };
                     let deadline = Instant::now() + self.config.batch_timeout;
                     match self
@@ -508,13 +508,6 @@ impl ShardConsumer {
             }
         }
     }
-}
-
-/// The hash key Kinesis routes a partition key by: its MD5 as a 128-bit
-/// big-endian number.
-fn hash_key(partition_key: &str) -> u128 {
-    use md5::Digest as _;
-    u128::from_be_bytes(md5::Md5::digest(partition_key.as_bytes()).into())
 }
 
 /// Why a commit did not happen.

@@ -3,8 +3,6 @@
 //! shards' hash key ranges), so that writes can be paced per shard before
 //! they are sent.
 
-use md5::{Digest as _, Md5};
-
 /// One open shard and the hash keys it owns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ShardRange {
@@ -88,11 +86,7 @@ impl ShardMap {
     }
 }
 
-/// The hash key Kinesis derives from a partition key: the MD5 digest of its
-/// UTF-8 bytes, read as a big-endian unsigned 128-bit integer.
-pub fn hash_key(partition_key: &str) -> u128 {
-    u128::from_be_bytes(Md5::digest(partition_key.as_bytes()).into())
-}
+pub use wildrydes_core::input::hash_key;
 
 #[cfg(test)]
 mod tests {
@@ -104,16 +98,6 @@ mod tests {
             start,
             end,
         }
-    }
-
-    #[test]
-    fn hash_keys_are_md5_big_endian() {
-        // Checked against `printf Shadowfax | md5sum`.
-        assert_eq!(
-            hash_key("Shadowfax"),
-            0x5cf8_4da7_bde1_37a9_4d6b_151b_b105_0ede
-        );
-        assert_eq!(hash_key(""), 0xd41d_8cd9_8f00_b204_e980_0998_ecf8_427e);
     }
 
     #[test]
