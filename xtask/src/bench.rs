@@ -17,6 +17,8 @@
 //! - `shard`: the producer on a stream of one shard whose write limits the
 //!   embedded Kinesis enforces, with and without `--aggregate`: the largest
 //!   fleet one shard carries each way, CPU per reading (`wildrydes-bench`).
+//! - `alarm`: the alarm daemon's reading-to-notification latency, polling
+//!   and with enhanced fan-out, p50 and p99 (`wildrydes-bench`).
 //!
 //! Each part writes `target/bench/PART.md` (the command and a table) and
 //! `PART.json`; this task gathers them, with the machine they ran on, into
@@ -60,15 +62,19 @@ enum Part {
     /// `producer` on one shard, limits enforced, with and without
     /// `--aggregate`: the largest fleet one shard carries
     Shard,
+    /// `wildrydes-daemon alarm`: PutRecords to notification, polling and
+    /// enhanced fan-out, p50 and p99
+    Alarm,
 }
 
-const ALL: [Part; 6] = [
+const ALL: [Part; 7] = [
     Part::Core,
     Part::Handler,
     Part::Lambda,
     Part::Daemon,
     Part::Producer,
     Part::Shard,
+    Part::Alarm,
 ];
 
 /// A criterion bench target and the benchmarks of it reported.
@@ -155,7 +161,13 @@ pub(crate) fn run(sh: &Shell, flags: &Flags) -> anyhow::Result<()> {
         done.push(EVENTS.part);
     }
     // `--bins`, not `--bin NAME`: that would apply to every package named.
-    let binaries = [Part::Lambda, Part::Daemon, Part::Producer, Part::Shard];
+    let binaries = [
+        Part::Lambda,
+        Part::Daemon,
+        Part::Producer,
+        Part::Shard,
+        Part::Alarm,
+    ];
     if parts.iter().any(|p| binaries.contains(p)) {
         cmd!(
             sh,
@@ -184,6 +196,10 @@ pub(crate) fn run(sh: &Shell, flags: &Flags) -> anyhow::Result<()> {
     if parts.contains(&Part::Shard) {
         cmd!(sh, "{bench} shard {quick...}").run()?;
         done.push("shard");
+    }
+    if parts.contains(&Part::Alarm) {
+        cmd!(sh, "{bench} alarm {quick...}").run()?;
+        done.push("alarm");
     }
 
     let summary = write_summary(&out, &done)?;

@@ -12,6 +12,9 @@
 //!   (1,000 records/s, 1 MiB/s), once one reading per record and once with
 //!   `--aggregate`: the largest fleet one shard carries each way, and the
 //!   producer's CPU per reading.
+//! - `alarm`: `wildrydes-daemon alarm --console`, polling and with
+//!   `--enhanced-fan-out`: the time from PutRecords of a low-magic reading
+//!   to its notification, p50 and p99.
 //!
 //! The binaries are found beside this one (`target/release/`); `cargo xtask
 //! bench` builds them all first. Results go to `target/bench/`.
@@ -83,6 +86,19 @@ enum Task {
         /// How readings go into Kinesis records (repeat the flag) [default: both]
         #[arg(long = "mode", value_enum)]
         modes: Vec<Mode>,
+    },
+    /// Reading-to-notification latency of the alarm daemon, polling and
+    /// with enhanced fan-out
+    Alarm {
+        /// Healthy unicorns putting 1 reading/s beside the trials (0: an idle stream) [default: 0,1000]
+        #[arg(long, value_delimiter = ',')]
+        fleets: Vec<usize>,
+        /// Low-magic readings timed per run [default: 100, 20 with --quick]
+        #[arg(long)]
+        trials: Option<usize>,
+        /// How the daemon reads (repeat the flag) [default: both]
+        #[arg(long = "read", value_enum)]
+        reads: Vec<Read>,
     },
     /// (internal) Serve a backend until standard input closes
     #[command(hide = true)]
@@ -164,6 +180,24 @@ fn main() -> anyhow::Result<()> {
                     modes
                 };
                 shard(&fleets, &modes, duration, cli.quick).await
+            }
+            Task::Alarm {
+                fleets,
+                trials,
+                reads,
+            } => {
+                let fleets = if fleets.is_empty() {
+                    vec![0, 1_000]
+                } else {
+                    fleets
+                };
+                let reads = if reads.is_empty() {
+                    vec![Read::Polling, Read::FanOut]
+                } else {
+                    reads
+                };
+                let trials = trials.unwrap_or(if cli.quick { 20 } else { 100 });
+                alarm(&reads, &fleets, trials, cli.quick).await
             }
             Task::Backend { .. } => Ok(()),
         }
@@ -967,4 +1001,238 @@ fn number_after(text: &str, label: &str) -> Option<f64> {
         .filter(|c| *c != ',')
         .collect();
     digits.trim_end_matches('.').parse().ok()
+}
+
+// ---------------------------------------------------------------------------
+// alarm
+
+/// How the alarm daemon reads `wildrydes` in a latency run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Read {
+    /// GetRecords polling, the daemon's defaults (1 s after an empty read,
+    /// 200 ms between reads while records flow)
+    Polling,
+    /// `--enhanced-fan-out` (SubscribeToShard)
+    FanOut,
+}
+
+impl Read {
+    fn name(self) -> &'static str {
+        match self {
+            Read::Polling => "polling",
+            Read::FanOut => "fan-out",
+        }
+    }
+}
+
+/// One low-magic reading of `name`, which has no alarm state yet: the
+/// alarm's first reading of it below 50 notifies.
+fn low_magic(name: &str) -> anyhow::Result<PutRecordsRequestEntry> {
+    let base = wildrydes_core::Aggregate::from_json(
+        fixture::DAY
+            .lines()
+            .next()
+            .context("the workshop's day")?
+            .as_bytes(),
+    )?;
+    let mut reading = wildrydes_testkit::readings_of_minute(&base, 0).remove(0);
+    reading.name = wildrydes_core::UnicornName::new(name)?;
+    reading.magic_points = 20;
+    Ok(PutRecordsRequestEntry::builder()
+        .partition_key(name)
+        .data(Blob::new(reading.to_json()))
+        .build()?)
+}
+
+/// The readings of `fleet` healthy unicorns for one tenth of a second of
+/// a 1 reading/s fleet, the `tick`th.
+fn healthy(fleet: usize, tick: usize) -> anyhow::Result<Vec<PutRecordsRequestEntry>> {
+    let base = wildrydes_core::Aggregate::from_json(
+        fixture::DAY
+            .lines()
+            .next()
+            .context("the workshop's day")?
+            .as_bytes(),
+    )?;
+    let template = wildrydes_testkit::readings_of_minute(&base, 0).remove(0);
+    (0..fleet)
+        .filter(|u| u % 10 == tick % 10)
+        .map(|u| {
+            let mut r = template.clone();
+            r.name = wildrydes_core::UnicornName::new(&format!("Healthy-{u:04}"))?;
+            r.magic_points = 100;
+            Ok(PutRecordsRequestEntry::builder()
+                .partition_key(r.name.as_str())
+                .data(Blob::new(r.to_json()))
+                .build()?)
+        })
+        .collect()
+}
+
+/// Percentile `p` (0 to 100) of `xs`, nearest rank.
+fn percentile(xs: &[f64], p: f64) -> f64 {
+    let mut sorted = xs.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    #[allow(
+        clippy::cast_possible_truncation,
+        clippy::cast_sign_loss,
+        clippy::cast_precision_loss
+    )]
+    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Reading-to-notification latency of `wildrydes-daemon alarm --console`:
+/// for each trial a fresh unicorn's reading below 50 magic points is put
+/// on `wildrydes` (one shard), and the time runs until its ALARM line is
+/// on the daemon's standard output. Trials are spaced by a drawn 0 to 1 s
+/// so that they fall anywhere in the polling cycle; `fleets` gives the
+/// healthy unicorns putting 1 reading/s beside them (0: an idle stream).
+async fn alarm(reads: &[Read], fleets: &[usize], trials: usize, quick: bool) -> anyhow::Result<()> {
+    use tokio::io::AsyncBufReadExt as _;
+    let daemon = sibling("wildrydes-daemon")?;
+    let mut rows = Vec::new();
+    let mut draws = wildrydes_testkit::fleet::Draws::new(7);
+    for &fleet in fleets {
+        for &read in reads {
+            let backend = start_backend(Kind::Embedded, &[])?;
+            let kinesis = kinesis_client(&backend);
+            let mut command = Command::new(&daemon);
+            command
+                .env_clear()
+                .envs(backend.env().iter().map(|(k, v)| (k, v)))
+                .env("RUST_LOG", "warn")
+                .args(["alarm", "--console", "--metrics-addr", "127.0.0.1:0"])
+                .args(["--lease-table", &format!("bench-alarm-{}", read.name())])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .kill_on_drop(true);
+            if read == Read::FanOut {
+                command.arg("--enhanced-fan-out");
+            }
+            let mut child = command.spawn()?;
+            let mut lines =
+                tokio::io::BufReader::new(child.stdout.take().context("no stdout")?).lines();
+            let background = {
+                let kinesis = kinesis.clone();
+                tokio::spawn(async move {
+                    let mut tick = tokio::time::interval(Duration::from_millis(100));
+                    for n in 0.. {
+                        tick.tick().await;
+                        let Ok(entries) = healthy(fleet, n) else {
+                            break;
+                        };
+                        if entries.is_empty() {
+                            continue;
+                        }
+                        let _ = kinesis
+                            .put_records()
+                            .stream_name(wildrydes_core::names::READINGS_STREAM)
+                            .set_records(Some(entries))
+                            .send()
+                            .await;
+                    }
+                })
+            };
+            let mut latencies = Vec::new();
+            // The first trial waits for the daemon to take its lease (and
+            // register its consumer); it is not counted.
+            for trial in 0..=trials {
+                if trial > 0 {
+                    tokio::time::sleep(Duration::from_millis(draws.below(1000))).await;
+                }
+                let name = format!("Latency-{trial:04}");
+                let started = Instant::now();
+                kinesis
+                    .put_records()
+                    .stream_name(wildrydes_core::names::READINGS_STREAM)
+                    .records(low_magic(&name)?)
+                    .send()
+                    .await
+                    .context("cannot put a trial reading")?;
+                let wait = if trial == 0 { 60 } else { 20 };
+                let seen = tokio::time::timeout(Duration::from_secs(wait), async {
+                    while let Some(line) = lines.next_line().await? {
+                        if line.contains(&name) && line.contains("ALARM") {
+                            return Ok(());
+                        }
+                    }
+                    anyhow::bail!("the alarm daemon closed its standard output")
+                })
+                .await
+                .with_context(|| {
+                    format!("no ALARM for {name} within {wait} s ({})", read.name())
+                })?;
+                seen?;
+                if trial > 0 {
+                    latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+                }
+            }
+            background.abort();
+            terminate(&mut child).await?;
+            drop(backend);
+            let row = json!({
+                "read": read.name(),
+                "healthy_unicorns": fleet,
+                "trials": latencies.len(),
+                "p50_ms": percentile(&latencies, 50.0),
+                "p99_ms": percentile(&latencies, 99.0),
+                "max_ms": percentile(&latencies, 100.0),
+                "latencies_ms": latencies,
+            });
+            eprintln!(
+                "alarm: {} {} unicorns: p50 {:.0} ms, p99 {:.0} ms",
+                read.name(),
+                fleet,
+                row["p50_ms"].as_f64().unwrap_or_default(),
+                row["p99_ms"].as_f64().unwrap_or_default()
+            );
+            rows.push(row);
+        }
+    }
+    let table = report::rows_table(
+        &[
+            "read",
+            "healthy unicorns beside",
+            "trials",
+            "p50 ms",
+            "p99 ms",
+            "max ms",
+        ],
+        &rows,
+        |r| {
+            vec![
+                r.text("read"),
+                r.text("healthy_unicorns"),
+                r.text("trials"),
+                r.fixed("p50_ms", 0),
+                r.fixed("p99_ms", 0),
+                r.fixed("max_ms", 0),
+            ]
+        },
+    );
+    let fleets: Vec<String> = fleets.iter().map(ToString::to_string).collect();
+    let read_flags: String = if reads.len() == 2 {
+        String::new()
+    } else {
+        reads
+            .iter()
+            .map(|r| format!(" --read {}", r.name()))
+            .collect()
+    };
+    report::write(
+        "alarm",
+        "Alarm latency, PutRecords to the console notification, one shard, embedded Kinesis",
+        &format!(
+            "target/release/wildrydes-bench alarm --fleets {} --trials {trials}{read_flags}{}",
+            fleets.join(","),
+            if quick { " --quick" } else { "" }
+        ),
+        &json!({ "runs": rows }),
+        &table,
+    )?;
+    Ok(())
 }
