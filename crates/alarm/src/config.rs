@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use aws_config::SdkConfig;
-use wildrydes_core::names::{ALARM_TABLE, REJECTS_TABLE};
+use wildrydes_core::names::{ALARM_HISTORY_TABLE, ALARM_TABLE, REJECTS_TABLE};
 use wildrydes_core::rejects::RejectStore;
 use wildrydes_core::writer::{TableWriter, WriterConfig};
 
 use crate::alarm::MagicAlarm;
 use crate::detector::Detector;
 use crate::error::AlarmError;
+use crate::history::AlarmHistory;
 use crate::notify::{
     ConsoleNotifier, DEFAULT_WEBHOOK_TIMEOUT, Notifier, SnsNotifier, WebhookNotifier,
 };
@@ -24,6 +25,9 @@ use crate::store::StateStore;
 pub struct AlarmConfig {
     /// Table of per-unicorn alarm state.
     pub table_name: String,
+    /// Table of every transition committed, written in the same transaction
+    /// as the state (hash key `Name` S, range key `StatusTime` N).
+    pub history_table_name: String,
     /// Table of rejects.
     pub rejects_table_name: String,
     /// SNS topic notified, if any.
@@ -44,6 +48,7 @@ impl Default for AlarmConfig {
     fn default() -> Self {
         Self {
             table_name: ALARM_TABLE.to_owned(),
+            history_table_name: ALARM_HISTORY_TABLE.to_owned(),
             rejects_table_name: REJECTS_TABLE.to_owned(),
             topic_arn: None,
             webhook_url: None,
@@ -58,6 +63,7 @@ impl fmt::Debug for AlarmConfig {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("AlarmConfig")
             .field("table_name", &self.table_name)
+            .field("history_table_name", &self.history_table_name)
             .field("rejects_table_name", &self.rejects_table_name)
             .field("topic_arn", &self.topic_arn)
             .field("webhook_url", &self.webhook_url.as_ref().map(|_| "(set)"))
@@ -102,13 +108,24 @@ impl AlarmConfig {
         let dynamodb = aws_sdk_dynamodb::Client::new(aws);
         MagicAlarm::new(
             self.detector,
-            StateStore::new(dynamodb.clone(), &self.table_name),
+            StateStore::new(dynamodb.clone(), &self.table_name)
+                .with_history_table(&self.history_table_name),
             self.notifiers(aws)?,
             RejectStore::new(TableWriter::new(
                 dynamodb,
                 &self.rejects_table_name,
                 WriterConfig::default(),
             )),
+        )
+    }
+
+    /// The reader of these tables' transitions and open alarms (the
+    /// operators' console's), with a client built from `aws`.
+    pub fn history(&self, aws: &SdkConfig) -> AlarmHistory {
+        AlarmHistory::new(
+            aws_sdk_dynamodb::Client::new(aws),
+            &self.table_name,
+            &self.history_table_name,
         )
     }
 }
@@ -121,6 +138,7 @@ mod tests {
     fn defaults_are_the_workshops_and_tell_no_one() {
         let c = AlarmConfig::default();
         assert_eq!(c.table_name, "WildRydesAlarmState");
+        assert_eq!(c.history_table_name, "WildRydesAlarmHistory");
         assert_eq!(c.rejects_table_name, "UnicornSensorDataRejects");
         assert_eq!(
             (c.detector.threshold(), c.detector.recovery_level()),

@@ -98,13 +98,42 @@ pub enum AlarmError {
         /// The attribute.
         attribute: &'static str,
     },
+
+    /// The history of transitions, or the open alarms, could not be read.
+    #[error("cannot read {what} from table {table}: {message}")]
+    History {
+        /// What was being read (`the transitions of unicorn Shadowfax`,
+        /// `the open alarms (index OpenAlarms)`).
+        what: String,
+        /// The table.
+        table: String,
+        /// The SDK's account of the failure.
+        message: String,
+        /// Whether sending again may work (throttling, 5xx, network).
+        transient: bool,
+    },
+
+    /// An item read as a transition is not one this program wrote.
+    #[error(
+        "a transition of unicorn {unicorn} in table {table} has no valid {attribute} attribute: was it written by another program?"
+    )]
+    TransitionItem {
+        /// The table.
+        table: String,
+        /// The unicorn, as far as the item tells.
+        unicorn: String,
+        /// The attribute.
+        attribute: &'static str,
+    },
 }
 
 impl AlarmError {
     /// Whether trying the same thing again may succeed.
     pub fn is_transient(&self) -> bool {
         match self {
-            Self::Delivery { transient, .. } | Self::StateTable { transient, .. } => *transient,
+            Self::Delivery { transient, .. }
+            | Self::StateTable { transient, .. }
+            | Self::History { transient, .. } => *transient,
             _ => false,
         }
     }

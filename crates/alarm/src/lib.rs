@@ -11,7 +11,10 @@
 //! - [`notify`]: the `Notifier` trait and its SNS, webhook, console and
 //!   in-memory implementations.
 //! - [`store`]: `StateStore`, each unicorn's state in DynamoDB, changed only
-//!   by conditional writes.
+//!   by conditional writes; a commit also records the transition in the
+//!   history table, in the same transaction.
+//! - [`history`]: `AlarmHistory`, the operators' console's reads: a
+//!   unicorn's transitions, the open alarms, newest first, by Query.
 //! - [`alarm`]: `MagicAlarm`, the batch logic (parse, group, walk, claim,
 //!   notify, commit), shared by the Lambda function and the daemon.
 //! - [`config`]: `AlarmConfig`, the alarm's settings, typed; the Lambda
@@ -28,6 +31,7 @@ pub mod alarm;
 pub mod config;
 pub mod detector;
 pub mod error;
+pub mod history;
 pub mod notification;
 pub mod notify;
 pub mod observation;
@@ -37,6 +41,7 @@ pub use alarm::{AlarmOutcome, AlarmSettings, MagicAlarm};
 pub use config::AlarmConfig;
 pub use detector::{AlarmState, Detector};
 pub use error::AlarmError;
+pub use history::{AlarmHistory, Transition};
 pub use notification::Notification;
 pub use notify::{ConsoleNotifier, MemoryNotifier, Notifier, SnsNotifier, WebhookNotifier};
 pub use observation::Observation;

@@ -12,6 +12,7 @@
 //! | `MagicPoints` (N) | that figure |
 //! | `LastTransition` (S) | RFC 3339 wall-clock time the transition was recorded |
 //! | `NotificationId` (S) | the id of the notification sent for it |
+//! | `Open` (S) | `ALARM` while the unicorn is in ALARM, absent otherwise: the key of the sparse index `OpenAlarms` (with `StatusTime`) |
 //! | `PendingId`, `PendingOwner`, `PendingUntil` (S, S, N) | a claim: who is sending which notification, until when (epoch ms) |
 //! | `Delivered` (SS) | under a claim: notifiers that already accepted it |
 //!
@@ -19,14 +20,24 @@
 //! anything is sent, so two invocations racing on one unicorn never both
 //! send; it is *committed* (state advanced, claim removed) only after every
 //! notifier accepted it. See `alarm.rs` for the whole sequence.
+//!
+//! The commit is one TransactWriteItems: the state item's conditional Put
+//! and the Put of the transition's item in the history table
+//! (`WildRydesAlarmHistory`: `Name` S, `StatusTime` N; `State`,
+//! `MagicPoints`, `RecordedAt` RFC 3339, `NotificationId`). Both land or
+//! neither does; the history item's key is the figure's time, so a
+//! transition committed again (a take-over after an expired claim) writes
+//! the same item. `history.rs` reads both for the operators' console.
 
 use std::collections::{BTreeSet, HashMap};
 
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::config::http::HttpResponse;
 use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_dynamodb::types::AttributeValue;
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, CancellationReason, Put, TransactWriteItem};
 use chrono::{DateTime, SecondsFormat, Utc};
+use wildrydes_core::names::ALARM_HISTORY_TABLE;
 use wildrydes_core::retry::classify_sdk;
 use wildrydes_core::{StatusTime, UnicornName};
 
@@ -112,44 +123,73 @@ pub enum Written {
     Lost,
 }
 
-/// The alarm-state table.
+/// The alarm-state table, and the history table its commits write to.
 #[derive(Debug, Clone)]
 pub struct StateStore {
     /// The DynamoDB client.
     client: Client,
     /// The table's name.
     table: String,
+    /// The history table's name: every commit puts its transition there in
+    /// the same transaction.
+    history_table: String,
 }
 
-/// Attribute names.
-mod attr {
-    pub(super) const NAME: &str = "Name";
-    pub(super) const VERSION: &str = "Version";
-    pub(super) const STATE: &str = "State";
-    pub(super) const STATUS_TIME: &str = "StatusTime";
-    pub(super) const MAGIC_POINTS: &str = "MagicPoints";
-    pub(super) const LAST_TRANSITION: &str = "LastTransition";
-    pub(super) const NOTIFICATION_ID: &str = "NotificationId";
-    pub(super) const PENDING_ID: &str = "PendingId";
-    pub(super) const PENDING_OWNER: &str = "PendingOwner";
-    pub(super) const PENDING_UNTIL: &str = "PendingUntil";
-    pub(super) const DELIVERED: &str = "Delivered";
+/// Attribute names, of the state table and (`Name`, `StatusTime`, `State`,
+/// `MagicPoints`, `RecordedAt`, `NotificationId`) of the history table.
+pub(crate) mod attr {
+    pub(crate) const NAME: &str = "Name";
+    pub(crate) const VERSION: &str = "Version";
+    pub(crate) const STATE: &str = "State";
+    pub(crate) const STATUS_TIME: &str = "StatusTime";
+    pub(crate) const MAGIC_POINTS: &str = "MagicPoints";
+    pub(crate) const LAST_TRANSITION: &str = "LastTransition";
+    pub(crate) const NOTIFICATION_ID: &str = "NotificationId";
+    /// `ALARM` while in ALARM, else absent: the sparse index's hash key.
+    pub(crate) const OPEN: &str = "Open";
+    /// History items only: when the transition was committed.
+    pub(crate) const RECORDED_AT: &str = "RecordedAt";
+    pub(crate) const PENDING_ID: &str = "PendingId";
+    pub(crate) const PENDING_OWNER: &str = "PendingOwner";
+    pub(crate) const PENDING_UNTIL: &str = "PendingUntil";
+    pub(crate) const DELIVERED: &str = "Delivered";
 }
+
+/// Cancellation reasons of a transaction that say it may go through if sent
+/// again: another transaction held an item, or the table was throttled.
+const TRANSIENT_CANCELLATIONS: [&str; 3] = [
+    "TransactionConflict",
+    "ThrottlingError",
+    "ProvisionedThroughputExceeded",
+];
 
 type Item = HashMap<String, AttributeValue>;
 
 impl StateStore {
-    /// The store kept in `table` through `client`.
+    /// The store kept in `table` through `client`, committing transitions
+    /// to the history table `names::ALARM_HISTORY_TABLE` too.
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
             client,
             table: table.into(),
+            history_table: ALARM_HISTORY_TABLE.to_owned(),
         }
+    }
+
+    /// The same store, committing transitions to `history_table`.
+    pub fn with_history_table(mut self, history_table: impl Into<String>) -> Self {
+        self.history_table = history_table.into();
+        self
     }
 
     /// The table's name.
     pub fn table(&self) -> &str {
         &self.table
+    }
+
+    /// The history table's name.
+    pub fn history_table(&self) -> &str {
+        &self.history_table
     }
 
     /// Reads `name`'s state (strongly consistent: a claim or commit made a
@@ -163,7 +203,7 @@ impl StateStore {
             .consistent_read(true)
             .send()
             .await
-            .map_err(|e| self.table_error("read", name, &e))?;
+            .map_err(|e| self.table_error("read", &self.table, name, &e, false))?;
         match output.item {
             None => Ok(UnicornState::new(name.clone())),
             Some(item) => self.state_of_item(name, &item),
@@ -176,13 +216,15 @@ impl StateStore {
         let mut next = current.clone();
         next.version += 1;
         next.claim = Some(claim);
-        self.put_if_version(current, next, "claim", None).await
+        self.put_if_version(current, next, "claim", None, None)
+            .await
     }
 
     /// Records the transition of `notification` as done: state advanced,
-    /// claim removed. `claimed` is the state the claim wrote. Also refuses,
+    /// claim removed, and the transition put in the history table, in one
+    /// transaction. `claimed` is the state the claim wrote. Also refuses,
     /// should anything have let it through, a figure not newer than the
-    /// state's.
+    /// state's; refused ([`Written::Lost`]), nothing is written.
     pub async fn commit(
         &self,
         claimed: &UnicornState,
@@ -198,8 +240,15 @@ impl StateStore {
             notification_id: Some(notification.id.clone()),
             claim: None,
         };
-        self.put_if_version(claimed, next, "commit", Some(notification.status_time))
-            .await
+        let history = history_item(&next);
+        self.put_if_version(
+            claimed,
+            next,
+            "commit",
+            Some(notification.status_time),
+            Some(history),
+        )
+        .await
     }
 
     /// Gives a claim up after a failed delivery, keeping which notifiers did
@@ -216,18 +265,21 @@ impl StateStore {
             claim.until = DateTime::<Utc>::UNIX_EPOCH;
             claim.delivered = delivered;
         }
-        self.put_if_version(claimed, next, "release", None).await
+        self.put_if_version(claimed, next, "release", None, None)
+            .await
     }
 
     /// Puts `next` if the item is still at `current`'s version (and still
     /// claimed by the same owner, and, when `newer_than` is given, its
-    /// `StatusTime` is older than that).
+    /// `StatusTime` is older than that); with `history`, in one transaction
+    /// with the Put of that item in the history table.
     async fn put_if_version(
         &self,
         current: &UnicornState,
         next: UnicornState,
         action: &'static str,
         newer_than: Option<StatusTime>,
+        history: Option<Item>,
     ) -> Result<Written, AlarmError> {
         let mut names = HashMap::new();
         let mut values = HashMap::new();
@@ -249,44 +301,102 @@ impl StateStore {
             values.insert(":t".into(), AttributeValue::N(t.epoch_millis().to_string()));
             condition.push_str(" AND (attribute_not_exists(#t) OR #t < :t)");
         }
-        let put = self
-            .client
-            .put_item()
+        let values = (!values.is_empty()).then_some(values);
+        let Some(history) = history else {
+            let put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(to_item(&next)))
+                .condition_expression(condition)
+                .set_expression_attribute_names(Some(names))
+                .set_expression_attribute_values(values)
+                .send()
+                .await;
+            return match put {
+                Ok(_) => Ok(Written::Done(next)),
+                Err(e)
+                    if e.as_service_error()
+                        .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
+                {
+                    Ok(Written::Lost)
+                }
+                Err(e) => {
+                    // A commit's transaction holding the item: sending again
+                    // finds it done.
+                    let conflict = e
+                        .as_service_error()
+                        .is_some_and(|s| s.is_transaction_conflict_exception());
+                    Err(self.table_error(action, &self.table, &current.name, &e, conflict))
+                }
+            };
+        };
+        let unbuildable = |e: aws_sdk_dynamodb::error::BuildError| AlarmError::StateTable {
+            action,
+            table: self.table.clone(),
+            unicorn: current.name.to_string(),
+            message: e.to_string(),
+            transient: false,
+        };
+        let state = Put::builder()
             .table_name(&self.table)
             .set_item(Some(to_item(&next)))
             .condition_expression(condition)
             .set_expression_attribute_names(Some(names))
-            .set_expression_attribute_values((!values.is_empty()).then_some(values))
+            .set_expression_attribute_values(values)
+            .build()
+            .map_err(unbuildable)?;
+        let record = Put::builder()
+            .table_name(&self.history_table)
+            .set_item(Some(history))
+            .build()
+            .map_err(unbuildable)?;
+        let written = self
+            .client
+            .transact_write_items()
+            .transact_items(TransactWriteItem::builder().put(state).build())
+            .transact_items(TransactWriteItem::builder().put(record).build())
             .send()
             .await;
-        match put {
-            Ok(_) => Ok(Written::Done(next)),
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|s| s.is_conditional_check_failed_exception()) =>
-            {
-                Ok(Written::Lost)
+        let Err(e) = written else {
+            return Ok(Written::Done(next));
+        };
+        // Either table may be the one at fault (missing, say): name both.
+        let tables = format!("{} (history table {})", self.table, self.history_table);
+        match e.as_service_error() {
+            Some(TransactWriteItemsError::TransactionCanceledException(c)) => {
+                match cancellation(c.cancellation_reasons()) {
+                    Cancelled::StateChanged => Ok(Written::Lost),
+                    Cancelled::Other { transient } => {
+                        Err(self.table_error(action, &tables, &current.name, &e, transient))
+                    }
+                }
             }
-            Err(e) => Err(self.table_error(action, &current.name, &e)),
+            _ => Err(self.table_error(action, &tables, &current.name, &e, false)),
         }
     }
 
-    /// The error of a failed call doing `action` on `name`'s state.
+    /// The error of a failed call doing `action` on `name`'s state in `table`;
+    /// `modeled_transient` says whether the operation's own error already
+    /// names a failure worth sending again (core's classification adds the
+    /// network, timeouts, throttling codes and 5xx).
     fn table_error<E>(
         &self,
         action: &'static str,
+        table: &str,
         name: &UnicornName,
         e: &SdkError<E, HttpResponse>,
+        modeled_transient: bool,
     ) -> AlarmError
     where
         E: std::error::Error + ProvideErrorMetadata + 'static,
     {
         AlarmError::StateTable {
             action,
-            table: self.table.clone(),
+            table: table.to_owned(),
             unicorn: name.to_string(),
             message: DisplayErrorContext(e).to_string(),
-            transient: is_transient(e),
+            transient: is_transient(e, modeled_transient),
         }
     }
 
@@ -358,8 +468,70 @@ impl StateStore {
 /// Whether a failed call may succeed if sent again (core's classification:
 /// the network, a timeout, throttling, a server error; not a validation
 /// error, a missing table or a denied permission).
-fn is_transient<E: ProvideErrorMetadata>(e: &SdkError<E, HttpResponse>) -> bool {
-    classify_sdk(e, false).is_transient()
+fn is_transient<E: ProvideErrorMetadata>(
+    e: &SdkError<E, HttpResponse>,
+    modeled_transient: bool,
+) -> bool {
+    classify_sdk(e, modeled_transient).is_transient()
+}
+
+/// Why a commit's transaction was cancelled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cancelled {
+    /// The state item's condition failed (the first item): someone else
+    /// moved first, as a conditional Put refused says.
+    StateChanged,
+    /// Anything else; `transient` when a reason is a conflict with another
+    /// transaction or throttling.
+    Other {
+        /// Whether sending again may work.
+        transient: bool,
+    },
+}
+
+/// Reads the reasons of a cancelled commit, one per item in the order sent:
+/// the state item's Put, then the history item's.
+fn cancellation(reasons: &[CancellationReason]) -> Cancelled {
+    let code = |r: &CancellationReason| r.code().unwrap_or("None").to_owned();
+    if reasons.first().map(code).as_deref() == Some("ConditionalCheckFailed") {
+        return Cancelled::StateChanged;
+    }
+    Cancelled::Other {
+        transient: reasons
+            .iter()
+            .any(|r| TRANSIENT_CANCELLATIONS.contains(&code(r).as_str())),
+    }
+}
+
+/// The history item of the transition `committed` records: its key is the
+/// figure's time, so committing the same transition again puts the same
+/// item.
+fn history_item(committed: &UnicornState) -> Item {
+    let mut item = Item::new();
+    let mut put = |k: &str, v: AttributeValue| {
+        item.insert(k.to_owned(), v);
+    };
+    put(attr::NAME, AttributeValue::S(committed.name.to_string()));
+    put(attr::STATE, AttributeValue::S(committed.state.to_string()));
+    if let Some(t) = committed.status_time {
+        put(
+            attr::STATUS_TIME,
+            AttributeValue::N(t.epoch_millis().to_string()),
+        );
+    }
+    if let Some(m) = committed.magic_points {
+        put(attr::MAGIC_POINTS, AttributeValue::N(m.to_string()));
+    }
+    if let Some(t) = committed.last_transition {
+        put(
+            attr::RECORDED_AT,
+            AttributeValue::S(t.to_rfc3339_opts(SecondsFormat::Millis, true)),
+        );
+    }
+    if let Some(id) = &committed.notification_id {
+        put(attr::NOTIFICATION_ID, AttributeValue::S(id.clone()));
+    }
+    item
 }
 
 /// The item that stores `state`.
@@ -372,6 +544,14 @@ fn to_item(state: &UnicornState) -> Item {
     put(attr::VERSION, AttributeValue::N(state.version.to_string()));
     if state.status_time.is_some() {
         put(attr::STATE, AttributeValue::S(state.state.to_string()));
+        // Every write carries it while in ALARM (a claim or a release puts
+        // the whole item too), so the index lists exactly those.
+        if state.state == AlarmState::Alarm {
+            put(
+                attr::OPEN,
+                AttributeValue::S(AlarmState::Alarm.as_str().to_owned()),
+            );
+        }
     }
     if let Some(t) = state.status_time {
         put(
@@ -448,13 +628,83 @@ mod tests {
         };
         let item = to_item(&state);
         assert_eq!(item["State"].as_s().unwrap(), "ALARM");
+        assert_eq!(item["Open"].as_s().unwrap(), "ALARM", "listed as open");
         assert_eq!(item["StatusTime"].as_n().unwrap(), "1496654228189");
         assert_eq!(store().state_of_item(&name, &item).unwrap(), state);
+
+        let ok = UnicornState {
+            state: AlarmState::Ok,
+            ..state
+        };
+        let item = to_item(&ok);
+        assert!(!item.contains_key("Open"), "OK is not open");
+        assert_eq!(store().state_of_item(&name, &item).unwrap(), ok);
 
         let fresh = UnicornState::new(name.clone());
         let item = to_item(&fresh);
         assert!(!item.contains_key("State"), "no state before a transition");
+        assert!(!item.contains_key("Open"));
         assert_eq!(store().state_of_item(&name, &item).unwrap(), fresh);
+    }
+
+    #[test]
+    fn a_history_item_is_keyed_by_the_figures_time() {
+        let committed = UnicornState {
+            name: UnicornName::new("Shadowfax").unwrap(),
+            version: 2,
+            state: AlarmState::Alarm,
+            status_time: Some(StatusTime::parse("2017-06-05 09:17:08.189").unwrap()),
+            magic_points: Some(45),
+            last_transition: Some(
+                DateTime::parse_from_rfc3339("2026-11-28T14:00:00.123Z")
+                    .unwrap()
+                    .with_timezone(&Utc),
+            ),
+            notification_id: Some("Shadowfax/ALARM/2017-06-05T09:17:08.189Z".into()),
+            claim: None,
+        };
+        let item = history_item(&committed);
+        let mut keys: Vec<&str> = item.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        assert_eq!(
+            keys,
+            [
+                "MagicPoints",
+                "Name",
+                "NotificationId",
+                "RecordedAt",
+                "State",
+                "StatusTime"
+            ]
+        );
+        assert_eq!(item["StatusTime"].as_n().unwrap(), "1496654228189");
+        assert_eq!(
+            item["RecordedAt"].as_s().unwrap(),
+            "2026-11-28T14:00:00.123Z"
+        );
+        assert_eq!(item["State"].as_s().unwrap(), "ALARM");
+    }
+
+    #[test]
+    fn a_cancelled_commit_is_lost_only_when_the_state_changed() {
+        let reason = |code: &str| CancellationReason::builder().code(code).build();
+        assert_eq!(
+            cancellation(&[reason("ConditionalCheckFailed"), reason("None")]),
+            Cancelled::StateChanged
+        );
+        assert_eq!(
+            cancellation(&[reason("None"), reason("TransactionConflict")]),
+            Cancelled::Other { transient: true }
+        );
+        assert_eq!(
+            cancellation(&[reason("ThrottlingError"), reason("None")]),
+            Cancelled::Other { transient: true }
+        );
+        assert_eq!(
+            cancellation(&[reason("None"), reason("ValidationError")]),
+            Cancelled::Other { transient: false }
+        );
+        assert_eq!(cancellation(&[]), Cancelled::Other { transient: false });
     }
 
     #[test]

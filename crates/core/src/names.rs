@@ -15,6 +15,15 @@ pub const SENSOR_TABLE: &str = "UnicornSensorData";
 pub const REJECTS_TABLE: &str = "UnicornSensorDataRejects";
 /// Table of the alarm's per-unicorn state: `Name` (S) hash key.
 pub const ALARM_TABLE: &str = "WildRydesAlarmState";
+/// Table of every transition the alarm committed, one item per unicorn and
+/// transition: `Name` (S) hash key, `StatusTime` (N, epoch ms of the figure
+/// that caused the transition) range key. Written in one transaction with
+/// [`ALARM_TABLE`]'s item, so a replay writes the same item again.
+pub const ALARM_HISTORY_TABLE: &str = "WildRydesAlarmHistory";
+/// Sparse global secondary index of [`ALARM_TABLE`] listing the unicorns in
+/// ALARM: `Open` (S) hash key, `StatusTime` (N) range key, projection ALL.
+/// An item carries `Open` = `ALARM` only while its unicorn is in ALARM.
+pub const ALARM_OPEN_INDEX: &str = "OpenAlarms";
 
 /// Table of the aggregator's minutes, kept per unicorn for the horizon:
 /// `Unicorn` (S) hash key, `Minute` (N) range key (see `minute_store`). A

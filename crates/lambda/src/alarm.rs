@@ -7,7 +7,8 @@
 //!
 //! | variable | meaning | default |
 //! |---|---|---|
-//! | `ALARM_TABLE_NAME` | per-unicorn alarm state, hash key `Name` (S) | `WildRydesAlarmState` |
+//! | `ALARM_TABLE_NAME` | per-unicorn alarm state, hash key `Name` (S); index `OpenAlarms` | `WildRydesAlarmState` |
+//! | `ALARM_HISTORY_TABLE_NAME` | every transition, hash key `Name` (S), range key `StatusTime` (N) | `WildRydesAlarmHistory` |
 //! | `ALARM_TOPIC_ARN` | SNS topic to publish to | none |
 //! | `ALARM_WEBHOOK_URL` | URL to POST JSON to (a chat incoming webhook) | none |
 //! | `ALARM_WEBHOOK_TIMEOUT_MS` | longest wait for one webhook call | 5000 |
@@ -27,7 +28,7 @@ use tokio::time::Instant;
 use wildrydes_alarm::detector::{DEFAULT_HYSTERESIS, DEFAULT_THRESHOLD, Detector};
 use wildrydes_alarm::notify::DEFAULT_WEBHOOK_TIMEOUT;
 use wildrydes_alarm::{AlarmConfig, AlarmOutcome, MagicAlarm};
-use wildrydes_core::names::{ALARM_TABLE, PipelineName, REJECTS_TABLE};
+use wildrydes_core::names::{ALARM_HISTORY_TABLE, ALARM_TABLE, PipelineName, REJECTS_TABLE};
 
 use crate::config::ConfigError;
 use crate::kinesis::{self, ShardEvent};
@@ -97,6 +98,8 @@ impl Config {
         )?;
         let alarm = AlarmConfig {
             table_name: set("ALARM_TABLE_NAME").unwrap_or_else(|| ALARM_TABLE.to_owned()),
+            history_table_name: set("ALARM_HISTORY_TABLE_NAME")
+                .unwrap_or_else(|| ALARM_HISTORY_TABLE.to_owned()),
             rejects_table_name: set("REJECTS_TABLE_NAME")
                 .unwrap_or_else(|| REJECTS_TABLE.to_owned()),
             topic_arn: set("ALARM_TOPIC_ARN").map(|v| v.trim().to_owned()),
@@ -180,6 +183,7 @@ mod tests {
     fn defaults_need_only_a_notifier() {
         let c = config(&[("ALARM_CONSOLE", "true")]).unwrap().alarm;
         assert_eq!(c.table_name, "WildRydesAlarmState");
+        assert_eq!(c.history_table_name, "WildRydesAlarmHistory");
         assert_eq!(c.rejects_table_name, "UnicornSensorDataRejects");
         assert_eq!(
             (c.detector.threshold(), c.detector.recovery_level()),
@@ -218,6 +222,7 @@ mod tests {
             ("MAGIC_THRESHOLD", "40"),
             ("MAGIC_HYSTERESIS", "0"),
             ("ALARM_TABLE_NAME", "Alarms"),
+            ("ALARM_HISTORY_TABLE_NAME", "AlarmHistory"),
         ])
         .unwrap()
         .alarm;
@@ -226,6 +231,7 @@ mod tests {
             (40, 40)
         );
         assert_eq!(c.table_name, "Alarms");
+        assert_eq!(c.history_table_name, "AlarmHistory");
         assert!(
             !format!("{c:?}").contains("secret"),
             "the webhook URL is never printed"

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use tokio::time::Instant;
 use wildrydes_alarm::store::StateStore;
-use wildrydes_alarm::{AlarmOutcome, AlarmSettings, Detector, MagicAlarm, Notifier};
+use wildrydes_alarm::{AlarmHistory, AlarmOutcome, AlarmSettings, Detector, MagicAlarm, Notifier};
 use wildrydes_core::input::{ShardSource, SourceRecord};
 use wildrydes_core::rejects::RejectStore;
 use wildrydes_core::retry::RetryPolicy;
@@ -18,13 +18,12 @@ use wildrydes_local_aws::{LocalAws, LocalAwsOptions, ensure_table, workshop};
 
 pub use wildrydes_testkit::bounded;
 
-/// The embedded DynamoDB with the alarm-state and rejects tables.
+/// The embedded DynamoDB with the alarm's tables (state with its index
+/// `OpenAlarms`, history) and the rejects table.
 pub async fn backend() -> LocalAws {
     let local = LocalAws::start(LocalAwsOptions::default()).await.unwrap();
     let dynamodb = local.dynamodb_client();
-    ensure_table(&dynamodb, &workshop::alarm_state_table())
-        .await
-        .unwrap();
+    workshop::ensure_alarm_tables(&dynamodb).await.unwrap();
     ensure_table(&dynamodb, &workshop::rejects_table())
         .await
         .unwrap();
@@ -79,6 +78,15 @@ pub async fn process(alarm: &MagicAlarm, records: &[SourceRecord]) -> AlarmOutco
 /// The state store the alarm of [`alarm`] uses.
 pub fn store(local: &LocalAws) -> StateStore {
     StateStore::new(local.dynamodb_client(), workshop::ALARM_TABLE)
+}
+
+/// The console's reader of the tables the alarm of [`alarm`] writes.
+pub fn history(local: &LocalAws) -> AlarmHistory {
+    AlarmHistory::new(
+        local.dynamodb_client(),
+        workshop::ALARM_TABLE,
+        workshop::ALARM_HISTORY_TABLE,
+    )
 }
 
 /// The shard of the readings stream.
