@@ -20,7 +20,9 @@
 //! `TimeToLiveSpecification` on tables, so their service APIs would not show
 //! them; and the aggregator's schedule rule is read there too (its
 //! permission to invoke the function is read back from Lambda), as these
-//! tests have no EventBridge client.
+//! tests have no EventBridge client. moto's CloudFormation skips
+//! `AWS::CloudWatch::Alarm` (it creates none), so the pipeline's alarms are
+//! read in the template by wildrydes-ops's tests; the dashboard is created.
 
 // Test code: a panic is how a failure is reported (clippy.toml allows
 // unwrap in #[test] functions; this extends it to their helpers).
@@ -397,6 +399,7 @@ async fn a_deploy_creates_every_resource_with_the_specified_settings() {
             "RejectsTableName",
             "AggregatorStateTableName",
             "AlarmStateTableName",
+            "AlarmHistoryTableName",
             "AlarmTopicArn",
             "StreamProcessorFunctionName",
             "AggregatorFunctionName",
@@ -446,6 +449,10 @@ async fn a_deploy_creates_every_resource_with_the_specified_settings() {
                 vec![("Unicorn", "S", "HASH"), ("Minute", "N", "RANGE")],
             ),
             ("WildRydesAlarmState", vec![("Name", "S", "HASH")]),
+            (
+                "WildRydesAlarmHistory",
+                vec![("Name", "S", "HASH"), ("StatusTime", "N", "RANGE")],
+            ),
         ] {
             let described = dynamodb.describe_table().table_name(name).send().await.unwrap();
             let table = described.table().unwrap();
@@ -473,34 +480,32 @@ async fn a_deploy_creates_every_resource_with_the_specified_settings() {
         }
         assert_eq!(ids["SensorTable"], "UnicornSensorData");
 
-        // The minute store's sparse index of minutes not yet emitted, which
-        // the scheduled flush queries (its TTL is read in the template below).
-        let minutes = dynamodb
-            .describe_table()
-            .table_name("WildRydesAggregatorMinutes")
-            .send()
-            .await
-            .unwrap();
-        let indexes: Vec<_> = minutes
-            .table()
-            .unwrap()
-            .global_secondary_indexes()
-            .iter()
-            .map(|i| {
-                let keys: Vec<_> = i
-                    .key_schema()
-                    .iter()
-                    .map(|k| (k.attribute_name().to_owned(), k.key_type().as_str().to_owned()))
-                    .collect();
-                let projection = i.projection().and_then(|p| p.projection_type()).map(|t| t.as_str().to_owned());
-                (i.index_name().unwrap().to_owned(), keys, projection)
-            })
-            .collect();
-        let pending_keys = vec![
-            ("Pending".to_owned(), "HASH".to_owned()),
-            ("Touched".to_owned(), "RANGE".to_owned()),
-        ];
-        assert_eq!(indexes, [("Pending".to_owned(), pending_keys, Some("KEYS_ONLY".to_owned()))]);
+        // The sparse indexes: the minute store's of minutes not yet emitted,
+        // which the scheduled flush queries (its TTL is read in the template
+        // below), and the alarm state's of unicorns in ALARM.
+        for (table, index, hash, range, projection) in [
+            ("WildRydesAggregatorMinutes", "Pending", "Pending", "Touched", "KEYS_ONLY"),
+            ("WildRydesAlarmState", "OpenAlarms", "Open", "StatusTime", "ALL"),
+        ] {
+            let described = dynamodb.describe_table().table_name(table).send().await.unwrap();
+            let indexes: Vec<_> = described
+                .table()
+                .unwrap()
+                .global_secondary_indexes()
+                .iter()
+                .map(|i| {
+                    let keys: Vec<_> = i
+                        .key_schema()
+                        .iter()
+                        .map(|k| (k.attribute_name().to_owned(), k.key_type().as_str().to_owned()))
+                        .collect();
+                    let projection = i.projection().and_then(|p| p.projection_type()).map(|t| t.as_str().to_owned());
+                    (i.index_name().unwrap().to_owned(), keys, projection)
+                })
+                .collect();
+            let keys = vec![(hash.to_owned(), "HASH".to_owned()), (range.to_owned(), "RANGE".to_owned())];
+            assert_eq!(indexes, [(index.to_owned(), keys, Some(projection.to_owned()))], "{table}");
+        }
         assert_eq!(ids["RejectsTable"], "UnicornSensorDataRejects");
 
         // What moto does not model, in the template CloudFormation holds.
@@ -510,7 +515,7 @@ async fn a_deploy_creates_every_resource_with_the_specified_settings() {
             2,
             "both streams encrypted with the AWS managed key"
         );
-        assert_eq!(body.matches("      SSESpecification:\n        SSEEnabled: true\n").count(), 4);
+        assert_eq!(body.matches("      SSESpecification:\n        SSEEnabled: true\n").count(), 5);
         assert!(body.contains(
             "      TableName: UnicornSensorData\n      BillingMode: PAY_PER_REQUEST\n"
         ));
@@ -527,10 +532,16 @@ async fn a_deploy_creates_every_resource_with_the_specified_settings() {
             "the minute store's TTL"
         );
 
-        // Operators' topic, with the email subscription.
+        // Operators' topic, under a key of its own (CloudWatch alarms cannot
+        // publish to a topic under alias/aws/sns; the key's policy is read in
+        // wildrydes-ops's tests), with the email subscription.
         let sns = aws_sdk_sns::Client::new(config);
         let topic_arn = ids["AlarmTopic"].clone();
-        sns.get_topic_attributes().topic_arn(&topic_arn).send().await.unwrap();
+        let topic_key = ids["AlarmTopicKey"].as_str();
+        let topic_key_arn = format!("arn:aws:kms:{REGION}:{ACCOUNT}:key/{topic_key}");
+        let topic = sns.get_topic_attributes().topic_arn(&topic_arn).send().await.unwrap();
+        let topic_attributes = topic.attributes().unwrap();
+        assert_eq!(topic_attributes.get("KmsMasterKeyId").map(String::as_str), Some(topic_key), "{topic_attributes:?}");
         let subscriptions = sns
             .list_subscriptions_by_topic()
             .topic_arn(&topic_arn)
@@ -579,6 +590,7 @@ async fn a_deploy_creates_every_resource_with_the_specified_settings() {
                 "WildRydesAlarm",
                 env(&[
                     ("ALARM_TABLE_NAME", "WildRydesAlarmState"),
+                    ("ALARM_HISTORY_TABLE_NAME", "WildRydesAlarmHistory"),
                     ("ALARM_TOPIC_ARN", &topic_arn),
                     ("REJECTS_TABLE_NAME", "UnicornSensorDataRejects"),
                 ]),
@@ -701,12 +713,17 @@ async fn a_deploy_creates_every_resource_with_the_specified_settings() {
             &["dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
             &[&table_arns["WildRydesAlarmState"]],
         ));
+        expected.extend(grant(&["dynamodb:PutItem"], &[&table_arns["WildRydesAlarmHistory"]]));
         expected.extend(grant(&["sns:Publish"], &[&topic_arn]));
+        expected.extend(grant(&["kms:Decrypt", "kms:GenerateDataKey"], &[&topic_key_arn]));
         expected.extend(grant(&["dynamodb:BatchWriteItem", "dynamodb:PutItem"], &[rejects]));
         expected.extend(send_failure);
         let actual = allowed(config, &roles["WildRydesAlarm"]).await;
         assert_eq!(actual, expected, "alarm role");
         assert_no_wildcards("alarm", &actual);
+
+        // The dashboard (its body is read in wildrydes-ops's tests).
+        assert_eq!(ids["Dashboard"], "wildrydes");
 
         // One role per function.
         let distinct: BTreeSet<_> = roles.values().collect();
