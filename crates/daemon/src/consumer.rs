@@ -46,6 +46,11 @@ pub struct ConsumerConfig {
     pub batch_timeout: Duration,
     /// Backoff after a failed read or a batch not fully handled.
     pub retry: RetryPolicy,
+    /// Records waiting longer than this without progress (the checkpoint
+    /// moving, or the shard read to its tip) make the consumer stuck, and
+    /// `/healthz` unhealthy ([`crate::metrics::Health`]). Longer than
+    /// `checkpoint_interval`, which progress waits for.
+    pub stuck_after: Duration,
 }
 
 impl Default for ConsumerConfig {
@@ -62,6 +67,7 @@ impl Default for ConsumerConfig {
                 base_delay: Duration::from_millis(100),
                 max_delay: Duration::from_secs(10),
             },
+            stuck_after: Duration::from_secs(60),
         }
     }
 }
@@ -116,8 +122,29 @@ impl ShardConsumer {
     /// durable ([`Pipeline::save`]), at most every `checkpoint_interval`; a
     /// batch that fails, or a save that fails, reads the shard again from
     /// the last checkpoint (replays are duplicates the pipelines drop).
+    ///
+    /// While it runs, the shard's progress is in [`Metrics::health`]; when
+    /// it ends, the shard's gauges and health go ([`Metrics::forget_shard`]).
     pub async fn run(
         self,
+        counter: Counter,
+        committed: Checkpoint,
+        state: ShardState,
+        stop: CancellationToken,
+    ) -> Ended {
+        let pipeline = self.pipeline.name().as_str();
+        let shard = self.source.shard_id.as_str();
+        self.metrics
+            .health()
+            .watch(pipeline, shard, self.config.stuck_after);
+        let ended = self.consume(counter, committed, state, stop).await;
+        self.metrics.forget_shard(pipeline, shard);
+        ended
+    }
+
+    /// [`Self::run`]'s loop.
+    async fn consume(
+        &self,
         counter: Counter,
         mut committed: Checkpoint,
         mut state: ShardState,
@@ -125,6 +152,7 @@ impl ShardConsumer {
     ) -> Ended {
         let shard = self.source.shard_id.clone();
         let pipeline = self.pipeline.name().as_str();
+        let health = self.metrics.health();
         let reader = ShardReader {
             kinesis: self.kinesis.clone(),
             stream: self.stream.clone(),
@@ -243,6 +271,8 @@ impl ShardConsumer {
                 }
             };
             failures = 0;
+            // The tip is ahead: records wait even if this page had none.
+            let tip_ahead = page.millis_behind.is_some_and(|ms| ms > 0);
             if let Some(behind) = page.millis_behind {
                 #[allow(clippy::cast_precision_loss)]
                 self.metrics.set(
@@ -265,6 +295,13 @@ impl ShardConsumer {
                 if !page.records.is_empty() {
                     skip = None;
                 }
+            }
+            let now = Instant::now();
+            if tip_ahead || !records.is_empty() {
+                health.waiting(pipeline, &shard, now);
+            } else if uncommitted.is_none() {
+                // At the tip, everything read is durable: nothing waits.
+                health.progressed(pipeline, &shard, now, false);
             }
             let next = page.next;
             // No records on a shard still open: the pipeline emits what fell
@@ -364,8 +401,19 @@ impl ShardConsumer {
                 .take_if(|_| due)
                 .or_else(|| (flushed && due).then(|| committed.clone()));
             if let Some(to) = to {
+                let moved = to != committed;
                 let progress = (&mut committed, &mut committed_at);
                 match self.commit(&counter, &mut state, to, Some(progress)).await {
+                    // Durable progress; what is left of a failed batch, or
+                    // ahead of this page, waits from now.
+                    Ok(()) if moved => {
+                        health.progressed(
+                            pipeline,
+                            &shard,
+                            Instant::now(),
+                            tip_ahead || !handled_all,
+                        );
+                    }
                     Ok(()) => {}
                     Err(Commit::Lost) => return Ended::Lost,
                     Err(Commit::Replay) => {

@@ -119,6 +119,13 @@ impl Worker {
     /// Runs until `shutdown` resolves, then lets the consumers checkpoint,
     /// releases the leases and returns.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+        let consumer = &self.config.consumer;
+        anyhow::ensure!(
+            consumer.stuck_after > consumer.checkpoint_interval,
+            "--stuck-after ({}) is not longer than --checkpoint-interval ({}): every busy shard would look stuck between two checkpoints; raise --stuck-after",
+            humantime::format_duration(consumer.stuck_after),
+            humantime::format_duration(consumer.checkpoint_interval)
+        );
         self.leases.ensure().await?;
         let summary = self
             .kinesis
@@ -253,6 +260,9 @@ impl Worker {
             if let Some(h) = held.remove(&shard) {
                 let ended = h.task.await.unwrap_or(Ended::Lost);
                 tracing::info!(shard, ?ended, "consumer ended");
+                // Its consumer did so, unless it panicked.
+                self.metrics
+                    .forget_shard(self.pipeline.name().as_str(), &shard);
                 if ended == Ended::ShardEnd {
                     let counter = *h.counter.lock().await;
                     let _ = self
@@ -274,6 +284,10 @@ impl Worker {
                 Err(crate::lease::LeaseError::Lost { .. }) => {
                     tracing::warn!(shard, "lease lost to another worker; stopping its consumer");
                     h.stop.cancel();
+                    // Not ours to judge any more, even while the consumer
+                    // finishes its batch.
+                    self.metrics
+                        .forget_shard(self.pipeline.name().as_str(), shard);
                 }
                 Err(e) => tracing::warn!(shard, error = %e, "cannot renew lease; will try again"),
             }
@@ -472,6 +486,8 @@ impl Worker {
                     shard,
                     "consumer did not stop in time; its lease will expire instead"
                 );
+                self.metrics
+                    .forget_shard(self.pipeline.name().as_str(), &shard);
                 continue;
             }
             let counter = *h.counter.lock().await;

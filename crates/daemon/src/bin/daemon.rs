@@ -61,6 +61,62 @@ enum PipelineCommand {
     /// magic points fall below the threshold and recover, as the
     /// WildRydesAlarm function does.
     Alarm(AlarmArgs),
+    /// A live web page of the fleet and the pipeline for operators: the
+    /// unicorns on a map (from the readings stream), their minutes and
+    /// alarm history, open alarms, rejects, and each pipeline's lag and
+    /// throughput. Reads only. Open the URL it prints.
+    ///
+    /// Against `cargo xtask local`:
+    ///   wildrydes-daemon console --metrics http://127.0.0.1:9464/metrics
+    /// Against AWS:
+    ///   wildrydes-daemon console --region eu-west-1
+    Console(ConsoleArgs),
+}
+
+#[derive(Debug, Args)]
+struct ConsoleArgs {
+    /// Address the page is served on (127.0.0.1: this host only; port 0
+    /// picks a free one)
+    #[arg(long, env = "WILDRYDES_CONSOLE_ADDR", default_value = "127.0.0.1:9470")]
+    addr: String,
+    /// A daemon's /metrics URL whose pipeline figures the page shows
+    /// (repeat the flag, or separate with commas)
+    #[arg(
+        long = "metrics",
+        env = "WILDRYDES_CONSOLE_METRICS",
+        value_delimiter = ','
+    )]
+    metrics: Vec<String>,
+    /// Table of aggregates (one unicorn's minutes)
+    #[arg(long, env = "TABLE_NAME", default_value = SENSOR_TABLE)]
+    table: String,
+    /// Table of per-unicorn alarm state, with its OpenAlarms index
+    #[arg(long, env = "ALARM_TABLE_NAME", default_value = ALARM_TABLE)]
+    alarm_table: String,
+    /// Table of alarm transitions
+    #[arg(long, env = "ALARM_HISTORY_TABLE_NAME", default_value = wildrydes_core::names::ALARM_HISTORY_TABLE)]
+    alarm_history_table: String,
+    /// Time between two reads of one shard of the readings stream: 2 s or
+    /// more (a fifth of the shard's 5 reads/s at most)
+    #[arg(long, env = "WILDRYDES_CONSOLE_READ_INTERVAL", default_value = "2s", value_parser = read_interval)]
+    read_interval: Duration,
+    /// How far back positions are read at start
+    #[arg(long, env = "WILDRYDES_CONSOLE_LOOKBACK", default_value = "5m", value_parser = humantime::parse_duration)]
+    lookback: Duration,
+    /// A unicorn with no reading for this long is shown silent
+    #[arg(long, env = "WILDRYDES_CONSOLE_SILENT_AFTER", default_value = "30s", value_parser = humantime::parse_duration)]
+    silent_after: Duration,
+}
+
+/// A read interval of at least 2 s.
+fn read_interval(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
+    if d < Duration::from_secs(2) {
+        return Err(format!(
+            "{s} is under 2s: the console would take more than a fifth of each shard's 5 reads/s"
+        ));
+    }
+    Ok(d)
 }
 
 #[derive(Debug, Args)]
@@ -68,6 +124,9 @@ struct AlarmArgs {
     /// Table of per-unicorn alarm state (hash key Name S)
     #[arg(long, env = "ALARM_TABLE_NAME", default_value = ALARM_TABLE)]
     alarm_table: String,
+    /// Table of every transition, written with the state (hash key Name S, range key StatusTime N)
+    #[arg(long, env = "ALARM_HISTORY_TABLE_NAME", default_value = wildrydes_core::names::ALARM_HISTORY_TABLE)]
+    history_table: String,
     /// SNS topic that receives the notifications
     #[arg(long, env = "ALARM_TOPIC_ARN")]
     topic_arn: Option<String>,
@@ -132,6 +191,11 @@ struct Common {
     /// Wait after a read that found no new records, before reading again
     #[arg(long, global = true, env = "WILDRYDES_IDLE_POLL_INTERVAL", default_value = "1s", value_parser = humantime::parse_duration)]
     idle_poll_interval: Duration,
+    /// /healthz answers 503 when a shard's records have waited this long
+    /// with no progress (no checkpoint moved, tip not reached): a stuck
+    /// consumer. Longer than --checkpoint-interval
+    #[arg(long, global = true, env = "WILDRYDES_STUCK_AFTER", default_value = "60s", value_parser = humantime::parse_duration)]
+    stuck_after: Duration,
     /// Table of records refused by validation
     #[arg(long, global = true, env = "REJECTS_TABLE_NAME", default_value = REJECTS_TABLE)]
     rejects_table: String,
@@ -232,9 +296,13 @@ async fn main() -> anyhow::Result<()> {
     ));
     let mut consumer = ConsumerConfig {
         idle_poll_interval: cli.common.idle_poll_interval,
+        stuck_after: cli.common.stuck_after,
         ..ConsumerConfig::default()
     };
     let (pipeline, default_stream) = match &cli.pipeline {
+        PipelineCommand::Console(args) => {
+            return console(args, &cli.common, kinesis, dynamodb).await;
+        }
         PipelineCommand::Process(args) => {
             let writer = WriterConfig {
                 max_in_flight: args.max_in_flight,
@@ -271,6 +339,7 @@ async fn main() -> anyhow::Result<()> {
         PipelineCommand::Alarm(args) => {
             let alarm = AlarmConfig {
                 table_name: args.alarm_table.clone(),
+                history_table_name: args.history_table.clone(),
                 rejects_table_name: cli.common.rejects_table.clone(),
                 topic_arn: args.topic_arn.clone(),
                 webhook_url: args.webhook_url.clone(),
@@ -349,6 +418,47 @@ async fn main() -> anyhow::Result<()> {
     worker.run(shutdown_signal()).await?;
     stop_metrics.cancel();
     let _ = server.await;
+    Ok(())
+}
+
+/// Serves the console until SIGTERM or Ctrl-C.
+async fn console(
+    args: &ConsoleArgs,
+    common: &Common,
+    kinesis: aws_sdk_kinesis::Client,
+    dynamodb: aws_sdk_dynamodb::Client,
+) -> anyhow::Result<()> {
+    use wildrydes_daemon::console::{self, ConsoleConfig};
+    let listener = tokio::net::TcpListener::bind(&args.addr)
+        .await
+        .with_context(|| {
+            format!(
+                "cannot listen on {} for the console: pass another --addr",
+                args.addr
+            )
+        })?;
+    let addr = listener.local_addr()?;
+    let config = ConsoleConfig {
+        readings_stream: common
+            .stream
+            .clone()
+            .unwrap_or_else(|| READINGS_STREAM.to_owned()),
+        sensor_table: args.table.clone(),
+        alarm_table: args.alarm_table.clone(),
+        history_table: args.alarm_history_table.clone(),
+        rejects_table: common.rejects_table.clone(),
+        metrics: args.metrics.clone(),
+        read_interval: args.read_interval,
+        lookback: args.lookback,
+        silent_after: args.silent_after,
+        ..ConsoleConfig::default()
+    };
+    tracing::info!(%addr, stream = %config.readings_stream, "console serving");
+    // The URL on standard output, for a person or a script to open.
+    println!("console: http://{addr}/");
+    console::serve(listener, config, kinesis, dynamodb, shutdown_signal())
+        .await
+        .context("the console's server failed")?;
     Ok(())
 }
 
