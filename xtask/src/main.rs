@@ -11,7 +11,7 @@
 //! - `bench` (in `bench.rs`): the benchmarks, release builds, figures in
 //!   `target/bench/`; never part of `test`.
 //! - `tools` (in `tools.rs`): the pinned Python tools (cargo-lambda, moto,
-//!   cfn-lint) in `target/xtask/venv`.
+//!   cfn-lint) in `target/xtask/venv`, and Debian's chromium.
 //! - The operations a user runs (`deploy`, `destroy`, `demo`, `local`,
 //!   `verify`, `tail`, `rejects`) are the `wildrydes-ops` crate's
 //!   (`crates/ops`): `ops.rs` builds its binary, with the binaries it runs,
@@ -60,8 +60,8 @@ enum Task {
     /// write the figures to target/bench/. Not part of `test`.
     Bench(bench::Flags),
     /// Install the pinned Python tools (cargo-lambda, moto, cfn-lint) into
-    /// target/xtask/venv and print the folder of their programs; plain
-    /// `cargo test` finds them there.
+    /// target/xtask/venv and Debian's chromium (for the console's browser
+    /// test), and print where they are; plain `cargo test` finds them there.
     Tools,
     /// Serve Kinesis and DynamoDB on 127.0.0.1 with the workshop's streams and
     /// tables, print the environment that points AWS tools at them, and run
@@ -104,6 +104,7 @@ fn main() -> anyhow::Result<()> {
         Task::Bench(flags) => bench::run(&sh, &flags),
         Task::Tools => {
             println!("{}", tools::ensure_venv(&sh)?.bin.display());
+            println!("{}", tools::ensure_chromium(&sh)?.display());
             Ok(())
         }
         Task::Local(p) => ops::run(&sh, "local", &p.args),

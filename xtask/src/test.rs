@@ -26,6 +26,9 @@ pub(crate) fn run(sh: &Shell) -> anyhow::Result<()> {
     // The runtime tests drive our Lambda binaries through cargo-lambda.
     let venv = tools::ensure_venv(sh)?;
     let _tools = sh.push_env(tools::TOOLS_BIN_ENV, &venv.bin);
+    // The console's browser test drives headless Chromium.
+    let chromium = tools::ensure_chromium(sh)?;
+    let _chromium = sh.push_env(tools::CHROMIUM_ENV, &chromium);
 
     // The CloudFormation templates must lint clean: errors and warnings fail
     // the run (cfn-lint expands the pattern itself).

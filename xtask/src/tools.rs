@@ -67,3 +67,38 @@ pub(crate) fn ensure_venv(sh: &Shell) -> anyhow::Result<Venv> {
     sh.write_file(&stamp, REQUIREMENTS)?;
     Ok(Venv { bin })
 }
+
+/// Environment variable through which the browser test finds Chromium.
+pub(crate) const CHROMIUM_ENV: &str = "WILDRYDES_CHROMIUM";
+
+/// Where Debian's Chromium package puts the browser.
+const CHROMIUM: &str = "/usr/bin/chromium";
+
+/// Headless Chromium for the console's browser test: Debian's package,
+/// installed with apt-get (as root, or with sudo) if it is not there yet.
+pub(crate) fn ensure_chromium(sh: &Shell) -> anyhow::Result<PathBuf> {
+    let path = PathBuf::from(CHROMIUM);
+    if path.is_file() {
+        return Ok(path);
+    }
+    eprintln!("xtask: installing Debian's chromium package for the browser test");
+    let root = cmd!(sh, "id -u")
+        .quiet()
+        .read()
+        .is_ok_and(|uid| uid.trim() == "0");
+    let sudo: &[&str] = if root { &[] } else { &["sudo", "-n"] };
+    cmd!(sh, "env {sudo...} apt-get update -qq")
+        .run()
+        .context("cannot update apt's package lists to install chromium: run as root (or with passwordless sudo), or install chromium yourself (apt-get install chromium)")?;
+    cmd!(
+        sh,
+        "env {sudo...} DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium"
+    )
+    .run()
+    .context("cannot install Debian's chromium package: install it yourself (apt-get install chromium)")?;
+    anyhow::ensure!(
+        path.is_file(),
+        "apt-get installed chromium but {CHROMIUM} is missing: is this Debian?"
+    );
+    Ok(path)
+}

@@ -16,8 +16,11 @@
 //!   an enhanced fan-out subscription renewed as it ends.
 //! - [`pipeline`]: `Pipeline`, the core logic per subcommand.
 //! - [`metrics`]: `/metrics` (Prometheus) and `/healthz`.
+//! - [`console`]: `wildrydes-daemon console`, the operators' live web page
+//!   (read only).
 
 pub mod balance;
+pub mod console;
 pub mod consumer;
 pub mod lease;
 pub mod metrics;

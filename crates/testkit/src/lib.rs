@@ -11,6 +11,8 @@
 //!   installs them), found without any variable set by xtask.
 //! - [`binaries`]: another package's binary, built now and located by
 //!   cargo, never a stale file in `target/debug`.
+//! - [`browser`]: headless Chromium over the DevTools protocol, for the
+//!   console's page.
 //! - [`fleet`]: seeded fleets of readings with their arithmetic oracle.
 //! - [`h2c`]: an SDK client that speaks only HTTP/2, as AWS does to
 //!   enhanced fan-out consumers.
@@ -22,6 +24,7 @@
 //! sleeps to wait for something: it polls the API or awaits a result.
 
 pub mod binaries;
+pub mod browser;
 pub mod fleet;
 pub mod h2c;
 pub mod lambda_runtime;

@@ -37,3 +37,19 @@ pub fn workspace_root() -> PathBuf {
         .expect("crates/testkit lives two levels below the workspace root")
         .to_path_buf()
 }
+
+/// Variable naming the Chromium program (`cargo xtask test` sets it).
+pub const CHROMIUM_ENV: &str = "WILDRYDES_CHROMIUM";
+
+/// Headless Chromium for browser tests: `WILDRYDES_CHROMIUM`, else
+/// Debian's `/usr/bin/chromium`; panics, saying what to run, if missing.
+pub fn chromium() -> PathBuf {
+    let path = std::env::var_os(CHROMIUM_ENV)
+        .map_or_else(|| PathBuf::from("/usr/bin/chromium"), PathBuf::from);
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo xtask tools` once (it installs Debian's chromium package), or run the tests with `cargo xtask test`",
+        path.display()
+    );
+    path
+}
