@@ -8,8 +8,11 @@
 //! gap by more than [`TOLERANCE`] of the fair share. The band is the
 //! dampening: a split inside it never moves, so measurement noise does
 //! not make leases ping-pong, and each move strictly narrows a gap, so
-//! balancing ends (see the property test). A worker moves at most one
-//! lease per round, and waits for fresh measurements before the next.
+//! balancing ends (see the property test). The worker (`worker.rs`) adds
+//! the dampening in time: loads averaged over three lease durations, a
+//! lease taken only once it has been the one to take three rounds in a
+//! row, one move every three lease durations at most, and never a closed
+//! shard's lease.
 
 use std::collections::BTreeMap;
 

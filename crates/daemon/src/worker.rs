@@ -85,8 +85,27 @@ struct Load {
     kbps: Option<f64>,
 }
 
-/// Weight of the newest measurement in a shard's smoothed load.
-const LOAD_SMOOTHING: f64 = 0.5;
+/// A shard's load is averaged over about this many lease durations (an
+/// exponential average in time): long enough that the reads' pacing does
+/// not show, short enough to follow a change of traffic.
+const LOAD_WINDOW: u32 = 3;
+
+/// Rounds in a row the same lease must be the one to take before a worker
+/// takes it: a measurement's blip moves nothing.
+const STEAL_AFTER_ROUNDS: u32 = 3;
+
+/// Lease durations a worker waits after taking a lease for load, so that
+/// the loads published since reflect the move.
+const SETTLE_LEASES: u32 = 3;
+
+/// A worker's memory of balancing by load, between rounds.
+#[derive(Debug, Default)]
+struct Balancing {
+    /// When it last took a lease for load.
+    last_steal: Option<Instant>,
+    /// The lease it would take, and for how many rounds in a row.
+    proposed: Option<(String, u32)>,
+}
 
 /// One worker of one pipeline.
 #[derive(Debug)]
@@ -156,9 +175,7 @@ impl Worker {
         let mut held: HashMap<String, Held> = HashMap::new();
         // Per lease: the counter last seen and when this worker first saw it.
         let mut seen: HashMap<String, (i64, Instant)> = HashMap::new();
-        // When this worker last took a lease to balance load: it waits for
-        // fresh measurements before the next.
-        let mut last_steal: Option<Instant> = None;
+        let mut balancing = Balancing::default();
         let tick = self.config.lease_duration / 3;
         let mut shutdown = std::pin::pin!(shutdown);
         tracing::info!(worker = %self.config.worker_id, stream = %self.config.stream, pipeline = %self.pipeline.name(), "worker started");
@@ -169,7 +186,7 @@ impl Worker {
             self.renew(&mut held).await;
             match self.leases.list().await {
                 Ok(leases) => {
-                    self.balance(&leases, &mut held, &mut seen, &shards, &mut last_steal)
+                    self.balance(&leases, &mut held, &mut seen, &shards, &mut balancing)
                         .await;
                 }
                 Err(e) => tracing::warn!(error = %e, "cannot list leases"),
@@ -306,8 +323,10 @@ impl Worker {
             return load.kbps;
         }
         let kbps = (bytes - load.bytes).max(0.0) / 1024.0 / elapsed;
+        let window = (self.config.lease_duration * LOAD_WINDOW).as_secs_f64();
+        let weight = 1.0 - (-elapsed / window.max(f64::EPSILON)).exp();
         load.kbps = Some(match load.kbps {
-            Some(before) => before + LOAD_SMOOTHING * (kbps - before),
+            Some(before) => before + weight * (kbps - before),
             None => kbps,
         });
         load.bytes = bytes;
@@ -323,7 +342,7 @@ impl Worker {
         held: &mut HashMap<String, Held>,
         seen: &mut HashMap<String, (i64, Instant)>,
         shards: &Shards,
-        last_steal: &mut Option<Instant>,
+        balancing: &mut Balancing,
     ) {
         let now = Instant::now();
         let me = self.config.worker_id.as_str();
@@ -393,15 +412,32 @@ impl Worker {
             return;
         }
         if self.config.balance == Balance::Load && crate::balance::loaded(&owned) {
-            let settled =
-                last_steal.is_none_or(|at| at.elapsed() >= 2 * self.config.lease_duration);
+            // A closed shard's lease (a parent of another) ends soon: never
+            // moved for load.
+            let parents: HashSet<&str> = leases
+                .iter()
+                .flat_map(|l| l.parents.iter().map(String::as_str))
+                .collect();
+            owned.retain(|o| o.owner == me || !parents.contains(o.shard));
+            let proposal = crate::balance::lease_to_steal(me, &owned);
+            let rounds = match (&proposal, &balancing.proposed) {
+                (Some(p), Some((shard, n))) if p.shard == shard => n + 1,
+                (Some(_), _) => 1,
+                (None, _) => 0,
+            };
+            balancing.proposed = proposal.map(|p| (p.shard.to_owned(), rounds));
+            let settled = balancing
+                .last_steal
+                .is_none_or(|at| at.elapsed() >= self.config.lease_duration * SETTLE_LEASES);
             if settled
-                && let Some(steal) = crate::balance::lease_to_steal(me, &owned)
+                && rounds >= STEAL_AFTER_ROUNDS
+                && let Some(steal) = proposal
                 && let Some(lease) = leases.iter().find(|l| l.shard_id == steal.shard)
             {
                 tracing::info!(shard = %lease.shard_id, from = steal.owner, kbps = steal.kbps, "stealing a lease to balance load");
                 if self.take(lease, held, shards).await {
-                    *last_steal = Some(Instant::now());
+                    balancing.last_steal = Some(Instant::now());
+                    balancing.proposed = None;
                 }
             }
             return;
@@ -462,10 +498,11 @@ impl Worker {
                 counter,
                 stop,
                 task,
+                // Its last owner's measure, until this worker's own.
                 load: Load {
                     bytes,
                     at: Instant::now(),
-                    kbps: None,
+                    kbps: taken.throughput_kbps,
                 },
             },
         );
