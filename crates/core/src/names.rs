@@ -72,6 +72,15 @@ impl PipelineName {
         }
     }
 
+    /// The name of its function on AWS (fixed in `infra/wildrydes.yaml`).
+    pub const fn function_name(self) -> &'static str {
+        match self {
+            Self::Aggregate => "WildRydesAggregator",
+            Self::Process => "WildRydesStreamProcessor",
+            Self::Alarm => "WildRydesAlarm",
+        }
+    }
+
     /// The default lease table of its daemon workers.
     pub fn lease_table(self) -> String {
         format!("wildrydes-daemon-{}", self.as_str())

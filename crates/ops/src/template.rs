@@ -2,6 +2,8 @@
 //! know about it: its parameters, its Lambda functions and the tables it
 //! keeps when the stack is deleted.
 
+use wildrydes_core::names::PipelineName;
+
 /// The CloudFormation template (`infra/wildrydes.yaml`); cargo rebuilds
 /// xtask when it changes.
 pub const TEMPLATE: &str = include_str!("../../../infra/wildrydes.yaml");
@@ -26,17 +28,17 @@ pub const FUNCTIONS: [Function; 3] = [
     Function {
         binary: "wildrydes-stream-processor",
         code_key_parameter: "StreamProcessorCodeKey",
-        function_name: "WildRydesStreamProcessor",
+        function_name: PipelineName::Process.function_name(),
     },
     Function {
         binary: "wildrydes-aggregator",
         code_key_parameter: "AggregatorCodeKey",
-        function_name: "WildRydesAggregator",
+        function_name: PipelineName::Aggregate.function_name(),
     },
     Function {
         binary: "wildrydes-alarm",
         code_key_parameter: "AlarmCodeKey",
-        function_name: "WildRydesAlarm",
+        function_name: PipelineName::Alarm.function_name(),
     },
 ];
 

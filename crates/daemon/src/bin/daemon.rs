@@ -69,7 +69,7 @@ enum PipelineCommand {
     /// Against `cargo xtask local`:
     ///   wildrydes-daemon console --metrics http://127.0.0.1:9464/metrics
     /// Against AWS:
-    ///   wildrydes-daemon console --region eu-west-1
+    ///   wildrydes-daemon console --region eu-west-1 --cloudwatch
     Console(ConsoleArgs),
 }
 
@@ -87,6 +87,11 @@ struct ConsoleArgs {
         value_delimiter = ','
     )]
     metrics: Vec<String>,
+    /// Read the pipelines' figures from CloudWatch (the Lambda functions'
+    /// IteratorAge and EMF metrics), as on AWS; needs
+    /// cloudwatch:GetMetricData
+    #[arg(long, env = "WILDRYDES_CONSOLE_CLOUDWATCH")]
+    cloudwatch: bool,
     /// Table of aggregates (one unicorn's minutes)
     #[arg(long, env = "TABLE_NAME", default_value = SENSOR_TABLE)]
     table: String,
@@ -97,7 +102,7 @@ struct ConsoleArgs {
     #[arg(long, env = "ALARM_HISTORY_TABLE_NAME", default_value = wildrydes_core::names::ALARM_HISTORY_TABLE)]
     alarm_history_table: String,
     /// Time between two reads of one shard of the readings stream: 2 s or
-    /// more (a fifth of the shard's 5 reads/s at most)
+    /// more (a tenth of the shard's 5 reads/s at most)
     #[arg(long, env = "WILDRYDES_CONSOLE_READ_INTERVAL", default_value = "2s", value_parser = read_interval)]
     read_interval: Duration,
     /// How far back positions are read at start
@@ -113,7 +118,7 @@ fn read_interval(s: &str) -> Result<Duration, String> {
     let d = humantime::parse_duration(s).map_err(|e| e.to_string())?;
     if d < Duration::from_secs(2) {
         return Err(format!(
-            "{s} is under 2s: the console would take more than a fifth of each shard's 5 reads/s"
+            "{s} is under 2s: the console would take more than a tenth of each shard's 5 reads/s"
         ));
     }
     Ok(d)
@@ -301,7 +306,8 @@ async fn main() -> anyhow::Result<()> {
     };
     let (pipeline, default_stream) = match &cli.pipeline {
         PipelineCommand::Console(args) => {
-            return console(args, &cli.common, kinesis, dynamodb).await;
+            let cloudwatch = aws_sdk_cloudwatch::Client::new(&config);
+            return console(args, &cli.common, kinesis, dynamodb, cloudwatch).await;
         }
         PipelineCommand::Process(args) => {
             let writer = WriterConfig {
@@ -427,6 +433,7 @@ async fn console(
     common: &Common,
     kinesis: aws_sdk_kinesis::Client,
     dynamodb: aws_sdk_dynamodb::Client,
+    cloudwatch: aws_sdk_cloudwatch::Client,
 ) -> anyhow::Result<()> {
     use wildrydes_daemon::console::{self, ConsoleConfig};
     let listener = tokio::net::TcpListener::bind(&args.addr)
@@ -448,6 +455,7 @@ async fn console(
         history_table: args.alarm_history_table.clone(),
         rejects_table: common.rejects_table.clone(),
         metrics: args.metrics.clone(),
+        cloudwatch: args.cloudwatch,
         read_interval: args.read_interval,
         lookback: args.lookback,
         silent_after: args.silent_after,
@@ -456,9 +464,16 @@ async fn console(
     tracing::info!(%addr, stream = %config.readings_stream, "console serving");
     // The URL on standard output, for a person or a script to open.
     println!("console: http://{addr}/");
-    console::serve(listener, config, kinesis, dynamodb, shutdown_signal())
-        .await
-        .context("the console's server failed")?;
+    console::serve(
+        listener,
+        config,
+        kinesis,
+        dynamodb,
+        cloudwatch,
+        shutdown_signal(),
+    )
+    .await
+    .context("the console's server failed")?;
     Ok(())
 }
 

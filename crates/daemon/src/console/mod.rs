@@ -2,18 +2,20 @@
 //! pipeline for operators. It only reads:
 //!
 //! - [`positions`]: each unicorn's last reading, from the readings stream,
-//!   one GetRecords call per shard at most every 2 s (a fifth of the
+//!   one GetRecords call per shard at most every 2 s (a tenth of the
 //!   shard's 5 reads/s, shared with the pipeline's pollers);
 //! - [`sources`]: the open alarms (a Query on the alarm-state table's
 //!   sparse `OpenAlarms` index), the latest rejects (one page of the
 //!   rejects table), and each pipeline's lag, records/s and errors (the
-//!   daemons' `/metrics`);
+//!   daemons' `/metrics`, and on AWS [`cloudwatch`]: the Lambda functions'
+//!   metrics, one GetMetricData call a minute);
 //! - [`api`]: the page and its assets (built into the binary: no CDN, no
 //!   map tiles), a server-sent event stream of what changed each second,
 //!   and one unicorn's minutes and alarm history (DynamoDB Queries on its
 //!   key, never a scan).
 
 pub mod api;
+pub mod cloudwatch;
 pub mod positions;
 pub mod sources;
 
@@ -39,6 +41,9 @@ pub struct ConsoleConfig {
     pub rejects_table: String,
     /// Daemons' `/metrics` URLs.
     pub metrics: Vec<String>,
+    /// Also read the pipelines' figures from CloudWatch (the Lambda
+    /// functions', as on AWS).
+    pub cloudwatch: bool,
     /// Shortest time between two reads of one shard.
     pub read_interval: Duration,
     /// How far back positions are read at start.
@@ -59,6 +64,7 @@ impl Default for ConsoleConfig {
             history_table: wildrydes_core::names::ALARM_HISTORY_TABLE.to_owned(),
             rejects_table: REJECTS_TABLE.to_owned(),
             metrics: Vec::new(),
+            cloudwatch: false,
             read_interval: Duration::from_secs(2),
             lookback: Duration::from_secs(300),
             silent_after: Duration::from_secs(30),
@@ -128,7 +134,7 @@ pub struct RejectView {
     pub rejected_at: String,
 }
 
-/// One pipeline's figures from a daemon's `/metrics`.
+/// One pipeline's figures from a daemon's `/metrics` or from CloudWatch.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct PipelineView {
@@ -149,7 +155,7 @@ pub struct PipelineView {
     pub rejected_per_sec: f64,
     /// Write retries per second.
     pub retries_per_sec: f64,
-    /// Leases held.
+    /// Leases held (0 for a Lambda function).
     pub leases: f64,
 }
 
@@ -313,7 +319,8 @@ impl Live {
         inner.counter = counter;
     }
 
-    /// What changed after `since` (0: everything).
+    /// What changed after the counter `since` (0: everything, which is
+    /// also what changed after a counter of 0).
     pub fn since(&self, since: u64) -> Update {
         let inner = self.lock();
         let changed = |at: u64| (since == 0 || at > since).then_some(());
@@ -333,12 +340,14 @@ impl Live {
 }
 
 /// Serves the console on `listener` until `shutdown`, its readers
-/// running beside it.
+/// running beside it (`cloudwatch` is called only with
+/// [`ConsoleConfig::cloudwatch`]).
 pub async fn serve(
     listener: tokio::net::TcpListener,
     config: ConsoleConfig,
     kinesis: aws_sdk_kinesis::Client,
     dynamodb: aws_sdk_dynamodb::Client,
+    cloudwatch: aws_sdk_cloudwatch::Client,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     let live = std::sync::Arc::new(Live::default());
@@ -352,6 +361,7 @@ pub async fn serve(
         )),
         tokio::spawn(sources::run(
             dynamodb.clone(),
+            cloudwatch,
             config.clone(),
             live.clone(),
             stop.clone(),

@@ -2,7 +2,8 @@
 //! the alarm-state table's `OpenAlarms` index: only unicorns in ALARM are
 //! in it), the latest rejects (every 15 s, one page of the rejects table:
 //! it has no time key to query), and the pipelines' figures (every 2 s,
-//! each daemon's `/metrics`).
+//! each daemon's `/metrics`; with `--cloudwatch`, every 60 s, the Lambda
+//! functions' metrics from CloudWatch, listed after them).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use wildrydes_alarm::history::AlarmHistory;
 
-use super::{ConsoleConfig, Live, OpenAlarm, PipelineView, RejectView};
+use super::{ConsoleConfig, Live, OpenAlarm, PipelineView, RejectView, cloudwatch};
 
 /// Most open alarms shown.
 const OPEN_ALARMS: i32 = 500;
@@ -28,6 +29,7 @@ const METRICS_TIMEOUT: Duration = Duration::from_secs(2);
 /// Reads alarms, rejects and pipelines into `live` until `stop`.
 pub async fn run(
     dynamodb: aws_sdk_dynamodb::Client,
+    cloudwatch: aws_sdk_cloudwatch::Client,
     config: ConsoleConfig,
     live: Arc<Live>,
     stop: CancellationToken,
@@ -37,6 +39,9 @@ pub async fn run(
         .build_http::<http_body_util::Empty<hyper::body::Bytes>>();
     let mut scraped: BTreeMap<String, Scrape> = BTreeMap::new();
     let mut rejects_at: Option<Instant> = None;
+    let functions = cloudwatch::workshop_functions();
+    let mut from_cloudwatch: Vec<PipelineView> = Vec::new();
+    let mut cloudwatch_at: Option<Instant> = None;
     loop {
         match history.open(OPEN_ALARMS).await {
             Ok(open) => live.set_open(
@@ -65,6 +70,14 @@ pub async fn run(
         for url in &config.metrics {
             pipelines.extend(scrape(&http, url, scraped.entry(url.clone()).or_default()).await);
         }
+        if config.cloudwatch && cloudwatch_at.is_none_or(|at| at.elapsed() >= cloudwatch::EVERY) {
+            from_cloudwatch = cloudwatch::pipelines(&cloudwatch, &functions).await;
+            if let Some(error) = from_cloudwatch.iter().find_map(|v| v.error.as_deref()) {
+                tracing::warn!(error, "cannot read the pipelines' figures from CloudWatch");
+            }
+            cloudwatch_at = Some(Instant::now());
+        }
+        pipelines.extend(from_cloudwatch.iter().cloned());
         live.set_pipelines(pipelines);
         live.judge_silence(config.silent_after);
         tokio::select! {
