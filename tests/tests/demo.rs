@@ -39,6 +39,7 @@ fn options(faults: bool, aggregate: bool) -> DemoOptions {
         bin_dir: bin_dir(),
         progress: false,
         settle_timeout: Duration::from_secs(60),
+        console: false,
     }
 }
 

@@ -62,6 +62,10 @@ pub struct DemoOptions {
     /// Longest wait for the table to match the ledger once the producer is
     /// done ([`DemoOptions::settle_timeout_for`] scales it with the fleet).
     pub settle_timeout: Duration,
+    /// Also start the operators' console (`wildrydes-daemon console`),
+    /// print its URL, and after the verification keep everything running
+    /// until Ctrl-C.
+    pub console: bool,
 }
 
 impl DemoOptions {
@@ -163,16 +167,39 @@ pub async fn run(opts: &DemoOptions) -> anyhow::Result<DemoReport> {
     } else {
         &["--idle-flush-after", "2s"]
     };
-    let mut aggregate = daemon(opts, &env, "aggregate", "demo-aggregate-0", aggregate_extra)?;
-    let mut alarm = daemon(opts, &env, "alarm", "demo-alarm", &["--console"])?;
+    // With the console, each pipeline's /metrics on a port of its own for
+    // the console to read (a restarted daemon takes its port again).
+    let metrics: BTreeMap<&str, String> = ["aggregate", "process", "alarm"]
+        .into_iter()
+        .map(|p| {
+            let port = if opts.console { free_port()? } else { 0 };
+            Ok((p, format!("127.0.0.1:{port}")))
+        })
+        .collect::<anyhow::Result<_>>()?;
+    let daemon = |pipeline: &str, worker: &str, extra: &[&str]| {
+        daemon(opts, &env, pipeline, worker, &metrics[pipeline], extra)
+    };
+    let mut aggregate = daemon("aggregate", "demo-aggregate-0", aggregate_extra)?;
+    let mut alarm = daemon("alarm", "demo-alarm", &["--console"])?;
     collect_notifications(&mut alarm, notifications.clone());
     let process_extra: &[&str] = if opts.faults {
         &["--idle-poll-interval", "1500ms"]
     } else {
         &[]
     };
-    let mut process = daemon(opts, &env, "process", "demo-process-0", process_extra)?;
+    let mut process = daemon("process", "demo-process-0", process_extra)?;
     say("daemons started: aggregate, process, alarm".into());
+    let mut console = if opts.console {
+        let urls: Vec<String> = metrics
+            .values()
+            .map(|addr| format!("http://{addr}/metrics"))
+            .collect();
+        let (child, url) = start_console(opts, &env, &urls.join(",")).await?;
+        say(format!("console: {url} (open it in a browser)"));
+        Some((child, url))
+    } else {
+        None
+    };
 
     let ledger = opts.work_dir.join("ledger.jsonl");
     let mut producer = Command::new(opts.bin_dir.join("producer"));
@@ -254,13 +281,7 @@ pub async fn run(opts: &DemoOptions) -> anyhow::Result<DemoReport> {
                 say(format!(
                     "fault: {pipeline} daemon killed with SIGKILL, restarting ({restarts})"
                 ));
-                *child = daemon(
-                    opts,
-                    &env,
-                    pipeline,
-                    &format!("demo-{pipeline}-{restarts}"),
-                    extra,
-                )?;
+                *child = daemon(pipeline, &format!("demo-{pipeline}-{restarts}"), extra)?;
             }
         }
     };
@@ -321,6 +342,24 @@ pub async fn run(opts: &DemoOptions) -> anyhow::Result<DemoReport> {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     };
+    if let Some((_, url)) = &console {
+        say(format!(
+            "verification {}: {} of {} aggregates match; the console stays up at {url} until Ctrl-C",
+            if verification.passed() {
+                "PASSED"
+            } else {
+                "FAILED"
+            },
+            verification.matching,
+            expected.len()
+        ));
+        if let Err(e) = wildrydes_cli::stop_requested().await {
+            say(format!("cannot listen for Ctrl-C ({e}); stopping now"));
+        }
+    }
+    if let Some((child, _)) = &mut console {
+        stop(child).await;
+    }
     for child in [&mut aggregate, &mut process, &mut alarm] {
         stop(child).await;
     }
@@ -558,11 +597,63 @@ async fn split_then_merge(kinesis: aws_sdk_kinesis::Client) -> anyhow::Result<us
 }
 
 /// Starts one daemon pipeline against `local`, logging to the work folder.
+/// A port free on 127.0.0.1 now.
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port())
+}
+
+/// `wildrydes-daemon console` on a free port, reading the daemons'
+/// `metrics`; gives it and its URL once it serves.
+async fn start_console(
+    opts: &DemoOptions,
+    env: &[(&'static str, String)],
+    metrics: &str,
+) -> anyhow::Result<(Child, String)> {
+    use tokio::io::AsyncBufReadExt as _;
+    let log = std::fs::File::create(opts.work_dir.join("console.log"))?;
+    let mut child = Command::new(opts.bin_dir.join("wildrydes-daemon"))
+        .env_clear()
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .env("RUST_LOG", "info")
+        .args(["console", "--addr", "127.0.0.1:0", "--metrics", metrics])
+        .stdout(Stdio::piped())
+        .stderr(log)
+        .kill_on_drop(true)
+        .spawn()
+        .context(
+            "cannot start wildrydes-daemon console: build it with cargo build -p wildrydes-daemon",
+        )?;
+    let stdout = child
+        .stdout
+        .take()
+        .context("the console's standard output")?;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let url = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await? {
+            if let Some(url) = line.strip_prefix("console: ") {
+                return Ok(url.to_owned());
+            }
+        }
+        anyhow::bail!("the console stopped before serving")
+    })
+    .await
+    .with_context(|| {
+        format!(
+            "the console did not start within 30 s; see {}",
+            opts.work_dir.join("console.log").display()
+        )
+    })??;
+    Ok((child, url))
+}
+
 fn daemon(
     opts: &DemoOptions,
     env: &[(&'static str, String)],
     pipeline: &str,
     worker: &str,
+    metrics_addr: &str,
     extra: &[&str],
 ) -> anyhow::Result<Child> {
     let log = std::fs::OpenOptions::new()
@@ -580,7 +671,7 @@ fn daemon(
             "--lease-duration",
             "3s",
             "--metrics-addr",
-            "127.0.0.1:0",
+            metrics_addr,
         ])
         .args(if extra.contains(&"--idle-poll-interval") {
             &[][..]

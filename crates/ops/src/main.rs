@@ -86,6 +86,11 @@ struct DemoFlags {
     /// producer is done [default: 90, plus 10 per 100,000 readings]
     #[arg(long, value_name = "SECS")]
     settle_timeout: Option<u64>,
+    /// Also start the operators' console (`wildrydes-daemon console`), print
+    /// its URL, and after the verification keep the backend, the daemons
+    /// and the console running until Ctrl-C
+    #[arg(long)]
+    console: bool,
     /// Folder of the `producer` and `wildrydes-daemon` binaries the demo
     /// starts [default: this program's folder, where `cargo xtask demo`
     /// has just built them]
@@ -192,6 +197,7 @@ fn run_demo(flags: &DemoFlags) -> anyhow::Result<()> {
             || demo::DemoOptions::settle_timeout_for(flags.unicorns, flags.duration),
             std::time::Duration::from_secs,
         ),
+        console: flags.console,
     };
     let report = tokio::runtime::Runtime::new()?.block_on(demo::run(&options))?;
     println!("{}", demo::describe(&report));
