@@ -149,6 +149,7 @@ async fn run() {
         Stdio::piped(),
     );
     let mut console_out = lines(&mut console);
+    eprintln!("pipelines started; starting the console");
     let url = loop {
         let line = console_out
             .recv()
@@ -218,6 +219,7 @@ async fn run() {
             .unwrap();
     }
     // What the stream carries, read apart from the console.
+    eprintln!("producer started; reading the stream for its unicorns");
     let expected: BTreeSet<String> = loop {
         let names: BTreeSet<String> = read_stream(&kinesis, wildrydes_core::names::READINGS_STREAM)
             .await
@@ -235,6 +237,10 @@ async fn run() {
         "20 unicorns and 2 markup names: {expected:?}"
     );
 
+    eprintln!(
+        "the stream carries {} unicorns; opening {url}",
+        expected.len()
+    );
     let browser = Browser::start(1400, 1100).await;
     let mut page = browser.page().await;
     page.open(&url).await;
@@ -274,6 +280,7 @@ async fn run() {
 
     // The drained unicorn's ALARM: first the alarm's notification, then
     // the page, within seconds.
+    eprintln!("the map shows every unicorn; waiting for the drained unicorn's ALARM");
     let drained = loop {
         let line = notifications.recv().await.expect("the alarm daemon runs");
         let Ok(n) = serde_json::from_str::<Value>(&line) else {
@@ -309,14 +316,14 @@ async fn run() {
     .await;
     page.screenshot(&screenshots().join("fleet.png")).await;
 
-    // The drained unicorn's minutes (from UnicornSensorData) and alarm
-    // history, from a click on its alarm; asked again until the pipeline
-    // has written minutes.
+    // The drained unicorn's minutes (from UnicornSensorData: three at
+    // least) and alarm history, from a click on its alarm; asked again
+    // until the pipeline has written them.
     let click = format!(
         "[...document.querySelectorAll('#alarms li')].find(li => li.dataset.name === {}).click()",
         js(&drained)
     );
-    let loaded = "!document.getElementById('unicorn').hidden && document.querySelectorAll('#chart-magic polygon').length === 1 && document.querySelectorAll('#transitions tbody tr').length >= 1";
+    let loaded = "!document.getElementById('unicorn').hidden && document.querySelectorAll('#chart-distance rect').length >= 3 && document.querySelectorAll('#chart-magic polygon').length === 1 && document.querySelectorAll('#transitions tbody tr').length >= 1";
     let started = tokio::time::Instant::now();
     loop {
         page.eval(&click).await;

@@ -95,6 +95,13 @@ impl Browser {
             .and_then(|t| t["webSocketDebuggerUrl"].as_str())
             .expect("chromium has a page")
             .to_owned();
+        // Its own address for it may say localhost, which can resolve to
+        // ::1 where it does not listen.
+        let path = url
+            .split_once("/devtools/")
+            .map(|(_, p)| p)
+            .expect("a DevTools page URL");
+        let url = format!("ws://127.0.0.1:{}/devtools/{path}", self.port);
         let (socket, _) = tokio_tungstenite::connect_async(url.as_str())
             .await
             .expect("the page's DevTools socket");
@@ -201,7 +208,8 @@ impl Page {
     }
 }
 
-/// GET `path` on 127.0.0.1:`port`, as JSON.
+/// GET `path` on 127.0.0.1:`port`, as JSON. Chromium keeps the
+/// connection open, so the body is read by its Content-Length.
 async fn http_get_json(port: u16, path: &str) -> Value {
     use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
     let mut stream = TcpStream::connect(("127.0.0.1", port))
@@ -212,14 +220,29 @@ async fn http_get_json(port: u16, path: &str) -> Value {
         .write_all(request.as_bytes())
         .await
         .expect("request sent");
-    let mut response = String::new();
-    stream
-        .read_to_string(&mut response)
-        .await
-        .expect("response read");
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b)
-        .expect("an HTTP response");
-    serde_json::from_str(body).expect("DevTools answers JSON")
+    let mut received = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let (head_end, length) = loop {
+        let n = stream.read(&mut chunk).await.expect("response read");
+        assert!(
+            n > 0,
+            "DevTools closed the connection before its headers ended"
+        );
+        received.extend_from_slice(&chunk[..n]);
+        if let Some(end) = received.windows(4).position(|w| w == b"\r\n\r\n") {
+            let head = String::from_utf8_lossy(&received[..end]).to_ascii_lowercase();
+            let length = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .and_then(|v| v.trim().parse::<usize>().ok())
+                .expect("DevTools says how long its answer is");
+            break (end + 4, length);
+        }
+    };
+    while received.len() < head_end + length {
+        let n = stream.read(&mut chunk).await.expect("response read");
+        assert!(n > 0, "DevTools closed the connection mid-answer");
+        received.extend_from_slice(&chunk[..n]);
+    }
+    serde_json::from_slice(&received[head_end..head_end + length]).expect("DevTools answers JSON")
 }

@@ -107,18 +107,22 @@ async fn events(
     State(state): State<AppState>,
 ) -> Sse<impl futures::Stream<Item = Result<Event, Infallible>>> {
     let interval = state.config.push_interval;
-    let stream = futures::stream::unfold((state.live, 0u64), move |(live, since)| async move {
-        if since > 0 {
-            tokio::time::sleep(interval).await;
-        }
-        let update = live.since(since);
-        let counter = update.counter.max(1);
-        let event = Event::default()
-            .event(if since == 0 { "snapshot" } else { "update" })
-            .json_data(&update)
-            .unwrap_or_else(|e| Event::default().event("error").data(e.to_string()));
-        Some((Ok(event), (live, counter)))
-    });
+    // The first event is everything; each next one what changed after
+    // the counter the previous one carried (0: nothing had yet, so
+    // everything is new).
+    let stream =
+        futures::stream::unfold((state.live, None::<u64>), move |(live, sent)| async move {
+            if sent.is_some() {
+                tokio::time::sleep(interval).await;
+            }
+            let update = live.since(sent.unwrap_or(0));
+            let counter = update.counter;
+            let event = Event::default()
+                .event(if sent.is_none() { "snapshot" } else { "update" })
+                .json_data(&update)
+                .unwrap_or_else(|e| Event::default().event("error").data(e.to_string()));
+            Some((Ok(event), (live, Some(counter))))
+        });
     Sse::new(stream).keep_alive(KeepAlive::default())
 }
 

@@ -1,5 +1,5 @@
 //! Each unicorn's last position, from the readings stream: one reader per
-//! shard, one GetRecords call at most every `read_interval` (2 s: a fifth
+//! shard, one GetRecords call at most every `read_interval` (2 s: a tenth
 //! of the 5 reads/s a shard allows all its pollers), starting `lookback`
 //! ago so that a unicorn that fell silent recently is still on the map.
 //! KPL aggregates are unpacked; a record that is not a reading is skipped
