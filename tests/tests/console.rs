@@ -76,25 +76,17 @@ fn lines(child: &mut Child) -> tokio::sync::mpsc::UnboundedReceiver<String> {
     rx
 }
 
-/// A plain HTTP/1.1 GET: status and body.
-async fn get(url_base: &str, path: &str) -> (u16, String) {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let host = url_base.trim_start_matches("http://").trim_end_matches('/');
-    let mut stream = tokio::net::TcpStream::connect(host).await.unwrap();
-    let request = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.unwrap();
-    let status = response
-        .split(' ')
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .unwrap();
-    let body = response
-        .split_once("\r\n\r\n")
-        .map(|(_, b)| b.to_owned())
-        .unwrap();
-    (status, body)
+/// A plain HTTP/1.1 GET of `path` on the console at `url`.
+async fn get(url: &str, path: &str) -> (u16, String) {
+    let port = url
+        .trim_end_matches('/')
+        .rsplit(':')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("the console's URL has a port");
+    wildrydes_testkit::http_get(port, path)
+        .await
+        .expect("the console answers")
 }
 
 async fn sigterm(child: &mut Child) {

@@ -968,14 +968,7 @@ async fn shard(
         })
         .collect();
     let fleets: Vec<String> = fleets.iter().map(ToString::to_string).collect();
-    let mode_flags: String = if modes.len() == 2 {
-        String::new()
-    } else {
-        modes
-            .iter()
-            .map(|m| format!(" --mode {}", m.name()))
-            .collect()
-    };
+    let mode_flags = flags_unless_all(modes, 2, "--mode", |m| m.name());
     report::write(
         "shard",
         "One shard, limits enforced: producer with and without `--aggregate`, embedded Kinesis",
@@ -989,6 +982,18 @@ async fn shard(
         &format!("{table}\nLargest fleet kept up (of those tried):\n\n{reach_lines}"),
     )?;
     Ok(())
+}
+
+/// The command line's ` FLAG VALUE` for each of `chosen`, or nothing when
+/// all `of` the values were chosen (the default).
+fn flags_unless_all<T>(chosen: &[T], of: usize, flag: &str, name: impl Fn(&T) -> &str) -> String {
+    if chosen.len() == of {
+        return String::new();
+    }
+    chosen
+        .iter()
+        .map(|c| format!(" {flag} {}", name(c)))
+        .collect()
 }
 
 /// The number written right after `label` in `text` (commas and a trailing
@@ -1215,14 +1220,7 @@ async fn alarm(reads: &[Read], fleets: &[usize], trials: usize, quick: bool) -> 
         },
     );
     let fleets: Vec<String> = fleets.iter().map(ToString::to_string).collect();
-    let read_flags: String = if reads.len() == 2 {
-        String::new()
-    } else {
-        reads
-            .iter()
-            .map(|r| format!(" --read {}", r.name()))
-            .collect()
-    };
+    let read_flags = flags_unless_all(reads, 2, "--read", |r| r.name());
     report::write(
         "alarm",
         "Alarm latency, PutRecords to the console notification, one shard, embedded Kinesis",

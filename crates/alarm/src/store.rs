@@ -508,30 +508,42 @@ fn cancellation(reasons: &[CancellationReason]) -> Cancelled {
 /// item.
 fn history_item(committed: &UnicornState) -> Item {
     let mut item = Item::new();
+    item.insert(
+        attr::NAME.to_owned(),
+        AttributeValue::S(committed.name.to_string()),
+    );
+    item.insert(
+        attr::STATE.to_owned(),
+        AttributeValue::S(committed.state.to_string()),
+    );
+    put_transition(&mut item, committed, attr::RECORDED_AT);
+    item
+}
+
+/// The figures of `state`'s last transition, the time it was recorded
+/// under `recorded_at`: what the state item and the history item share.
+fn put_transition(item: &mut Item, state: &UnicornState, recorded_at: &str) {
     let mut put = |k: &str, v: AttributeValue| {
         item.insert(k.to_owned(), v);
     };
-    put(attr::NAME, AttributeValue::S(committed.name.to_string()));
-    put(attr::STATE, AttributeValue::S(committed.state.to_string()));
-    if let Some(t) = committed.status_time {
+    if let Some(t) = state.status_time {
         put(
             attr::STATUS_TIME,
             AttributeValue::N(t.epoch_millis().to_string()),
         );
     }
-    if let Some(m) = committed.magic_points {
+    if let Some(m) = state.magic_points {
         put(attr::MAGIC_POINTS, AttributeValue::N(m.to_string()));
     }
-    if let Some(t) = committed.last_transition {
+    if let Some(t) = state.last_transition {
         put(
-            attr::RECORDED_AT,
+            recorded_at,
             AttributeValue::S(t.to_rfc3339_opts(SecondsFormat::Millis, true)),
         );
     }
-    if let Some(id) = &committed.notification_id {
+    if let Some(id) = &state.notification_id {
         put(attr::NOTIFICATION_ID, AttributeValue::S(id.clone()));
     }
-    item
 }
 
 /// The item that stores `state`.
@@ -553,24 +565,6 @@ fn to_item(state: &UnicornState) -> Item {
             );
         }
     }
-    if let Some(t) = state.status_time {
-        put(
-            attr::STATUS_TIME,
-            AttributeValue::N(t.epoch_millis().to_string()),
-        );
-    }
-    if let Some(m) = state.magic_points {
-        put(attr::MAGIC_POINTS, AttributeValue::N(m.to_string()));
-    }
-    if let Some(t) = state.last_transition {
-        put(
-            attr::LAST_TRANSITION,
-            AttributeValue::S(t.to_rfc3339_opts(SecondsFormat::Millis, true)),
-        );
-    }
-    if let Some(id) = &state.notification_id {
-        put(attr::NOTIFICATION_ID, AttributeValue::S(id.clone()));
-    }
     if let Some(claim) = &state.claim {
         put(attr::PENDING_ID, AttributeValue::S(claim.id.clone()));
         put(attr::PENDING_OWNER, AttributeValue::S(claim.owner.clone()));
@@ -585,6 +579,7 @@ fn to_item(state: &UnicornState) -> Item {
             );
         }
     }
+    put_transition(&mut item, state, attr::LAST_TRANSITION);
     item
 }
 

@@ -480,19 +480,6 @@ async fn the_alarm_pipeline_warns_once_when_magic_drops() {
     .await;
 }
 
-/// A plain HTTP/1.1 GET on 127.0.0.1.
-async fn http_get(port: u16, path: &str) -> Option<String> {
-    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
-    let mut stream = tokio::net::TcpStream::connect(("127.0.0.1", port))
-        .await
-        .ok()?;
-    let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-    stream.write_all(request.as_bytes()).await.ok()?;
-    let mut response = String::new();
-    stream.read_to_string(&mut response).await.ok()?;
-    Some(response)
-}
-
 #[tokio::test]
 async fn metrics_and_health_are_served() {
     bounded(async {
@@ -505,14 +492,14 @@ async fn metrics_and_health_are_served() {
             &["--metrics-addr", &addr, "--log-format", "json"],
         );
         until_items(&local, all.len()).await;
-        let health = loop {
-            if let Some(r) = http_get(port, "/healthz").await {
+        let (status, health) = loop {
+            if let Some(r) = wildrydes_testkit::http_get(port, "/healthz").await {
                 break r;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         };
-        assert!(health.starts_with("HTTP/1.1 200"), "{health}");
-        let metrics = http_get(port, "/metrics").await.unwrap();
+        assert_eq!(status, 200, "{health}");
+        let (_, metrics) = wildrydes_testkit::http_get(port, "/metrics").await.unwrap();
         let shard = "pipeline=\"process\",shard=\"shardId-000000000000\"";
         assert!(
             metrics.contains(&format!("wildrydes_records_in_total{{{shard}}} 50")),
@@ -795,16 +782,7 @@ async fn table_diff(
 /// Waits until the stream is ACTIVE again after a reshard.
 async fn active(local: &LocalAws, stream: &str) {
     until(|| async {
-        local
-            .kinesis_client()
-            .describe_stream_summary()
-            .stream_name(stream)
-            .send()
-            .await
-            .unwrap()
-            .stream_description_summary()
-            .unwrap()
-            .stream_status()
+        summary(local, stream).await.stream_status()
             == &aws_sdk_kinesis::types::StreamStatus::Active
     })
     .await;
@@ -1234,6 +1212,14 @@ async fn enhanced_fan_out_works_over_an_http2_only_client() {
 }
 
 async fn stream_arn(local: &LocalAws, stream: &str) -> String {
+    summary(local, stream).await.stream_arn().to_owned()
+}
+
+/// DescribeStreamSummary of `stream`.
+async fn summary(
+    local: &LocalAws,
+    stream: &str,
+) -> aws_sdk_kinesis::types::StreamDescriptionSummary {
     local
         .kinesis_client()
         .describe_stream_summary()
@@ -1241,10 +1227,8 @@ async fn stream_arn(local: &LocalAws, stream: &str) -> String {
         .send()
         .await
         .unwrap()
-        .stream_description_summary()
+        .stream_description_summary
         .unwrap()
-        .stream_arn()
-        .to_owned()
 }
 
 /// Four shards carrying 40, 30, 20 and 10 % of the records, the first

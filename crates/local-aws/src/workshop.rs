@@ -235,6 +235,25 @@ mod tests {
     use aws_sdk_dynamodb::types::AttributeValue;
 
     use super::*;
+
+    /// `table`'s key: (attribute, HASH or RANGE), in order.
+    async fn key_schema(
+        dynamodb: &aws_sdk_dynamodb::Client,
+        table: &str,
+    ) -> Vec<(String, KeyType)> {
+        dynamodb
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .unwrap()
+            .table()
+            .unwrap()
+            .key_schema()
+            .iter()
+            .map(|key| (key.attribute_name().to_owned(), key.key_type().clone()))
+            .collect()
+    }
     use crate::testing::{bounded, started};
 
     #[tokio::test]
@@ -250,20 +269,7 @@ mod tests {
             names.sort();
             assert_eq!(names, [READINGS_STREAM, AGGREGATES_STREAM]);
 
-            let described = local
-                .dynamodb_client()
-                .describe_table()
-                .table_name(SENSOR_TABLE)
-                .send()
-                .await
-                .unwrap();
-            let keys: Vec<_> = described
-                .table()
-                .unwrap()
-                .key_schema()
-                .iter()
-                .map(|key| (key.attribute_name().to_owned(), key.key_type().clone()))
-                .collect();
+            let keys = key_schema(&local.dynamodb_client(), SENSOR_TABLE).await;
             assert_eq!(
                 keys,
                 [
@@ -337,19 +343,7 @@ mod tests {
             assert_eq!(items[0]["Name"].as_s().unwrap(), "Shadowfax");
             assert_eq!(items[0]["MagicPoints"].as_n().unwrap(), "45");
 
-            let history = dynamodb
-                .describe_table()
-                .table_name(ALARM_HISTORY_TABLE)
-                .send()
-                .await
-                .unwrap();
-            let keys: Vec<_> = history
-                .table()
-                .unwrap()
-                .key_schema()
-                .iter()
-                .map(|key| (key.attribute_name().to_owned(), key.key_type().clone()))
-                .collect();
+            let keys = key_schema(&dynamodb, ALARM_HISTORY_TABLE).await;
             assert_eq!(
                 keys,
                 [

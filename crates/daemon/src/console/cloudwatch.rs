@@ -187,17 +187,7 @@ fn down(functions: &[(&str, String)], error: &str) -> Vec<PipelineView> {
 /// One function down, for `error` (no pipeline named, as for a daemon's
 /// `/metrics` that cannot be read).
 fn down_view(function: &str, error: String) -> PipelineView {
-    PipelineView {
-        source: source(function),
-        pipeline: String::new(),
-        up: false,
-        error: Some(error),
-        lag_ms: 0.0,
-        records_per_sec: 0.0,
-        rejected_per_sec: 0.0,
-        retries_per_sec: 0.0,
-        leases: 0.0,
-    }
+    PipelineView::down(source(function), error)
 }
 
 fn source(function: &str) -> String {

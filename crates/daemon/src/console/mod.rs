@@ -159,6 +159,23 @@ pub struct PipelineView {
     pub leases: f64,
 }
 
+impl PipelineView {
+    /// A source that could not be read, and why.
+    pub fn down(source: String, error: String) -> Self {
+        Self {
+            source,
+            pipeline: String::new(),
+            up: false,
+            error: Some(error),
+            lag_ms: 0.0,
+            records_per_sec: 0.0,
+            rejected_per_sec: 0.0,
+            retries_per_sec: 0.0,
+            leases: 0.0,
+        }
+    }
+}
+
 /// A unicorn's last reading as the positions reader saw it.
 #[derive(Debug, Clone)]
 struct Seen {

@@ -132,19 +132,7 @@ async fn scrape(
     url: &str,
     last: &mut Scrape,
 ) -> Vec<PipelineView> {
-    let down = |error: String| {
-        vec![PipelineView {
-            source: url.to_owned(),
-            pipeline: String::new(),
-            up: false,
-            error: Some(error),
-            lag_ms: 0.0,
-            records_per_sec: 0.0,
-            rejected_per_sec: 0.0,
-            retries_per_sec: 0.0,
-            leases: 0.0,
-        }]
-    };
+    let down = |error: String| vec![PipelineView::down(url.to_owned(), error)];
     let uri: hyper::Uri = match url.parse() {
         Ok(u) => u,
         Err(e) => return down(format!("not a URL: {e}")),
