@@ -309,10 +309,11 @@ async fn run() {
     page.screenshot(&screenshots().join("fleet.png")).await;
 
     // The drained unicorn's minutes (from UnicornSensorData: three at
-    // least) and alarm history, from a click on its alarm; asked again
-    // until the pipeline has written them.
+    // least) and alarm history, asked for by name (its alarm may have
+    // cleared by then: the drain lasts about 16 s at this time scale), and
+    // again until the pipeline has written them.
     let click = format!(
-        "[...document.querySelectorAll('#alarms li')].find(li => li.dataset.name === {}).click()",
+        "document.getElementById('find-name').value = {}; document.getElementById('find').requestSubmit()",
         js(&drained)
     );
     let loaded = "!document.getElementById('unicorn').hidden && document.querySelectorAll('#chart-distance rect').length >= 3 && document.querySelectorAll('#chart-magic polygon').length === 1 && document.querySelectorAll('#transitions tbody tr').length >= 1";
@@ -335,11 +336,12 @@ async fn run() {
             .await,
         Value::String(drained.clone())
     );
-    assert_eq!(
-        page.eval("document.querySelector('#transitions tbody tr td').textContent")
-            .await,
-        "ALARM",
-        "the newest transition first"
+    let states = page
+        .eval("[...document.querySelectorAll('#transitions tbody tr td:first-child')].map(td => td.textContent)")
+        .await;
+    assert!(
+        states == serde_json::json!(["ALARM"]) || states == serde_json::json!(["OK", "ALARM"]),
+        "the drain's transitions, newest first: {states}"
     );
     page.eval("document.getElementById('unicorn').scrollIntoView()")
         .await;
