@@ -1030,9 +1030,9 @@ impl Read {
     }
 }
 
-/// One low-magic reading of `name`, which has no alarm state yet: the
-/// alarm's first reading of it below 50 notifies.
-fn low_magic(name: &str) -> anyhow::Result<PutRecordsRequestEntry> {
+/// A reading of `name` with `magic` points (the workshop's first minute
+/// otherwise), as a PutRecords entry under its name.
+fn reading(name: &str, magic: i16) -> anyhow::Result<PutRecordsRequestEntry> {
     let base = wildrydes_core::Aggregate::from_json(
         fixture::DAY
             .lines()
@@ -1042,35 +1042,25 @@ fn low_magic(name: &str) -> anyhow::Result<PutRecordsRequestEntry> {
     )?;
     let mut reading = wildrydes_testkit::readings_of_minute(&base, 0).remove(0);
     reading.name = wildrydes_core::UnicornName::new(name)?;
-    reading.magic_points = 20;
+    reading.magic_points = magic;
     Ok(PutRecordsRequestEntry::builder()
         .partition_key(name)
         .data(Blob::new(reading.to_json()))
         .build()?)
 }
 
+/// One low-magic reading of `name`, which has no alarm state yet: the
+/// alarm's first reading of it below 50 notifies.
+fn low_magic(name: &str) -> anyhow::Result<PutRecordsRequestEntry> {
+    reading(name, 20)
+}
+
 /// The readings of `fleet` healthy unicorns for one tenth of a second of
 /// a 1 reading/s fleet, the `tick`th.
 fn healthy(fleet: usize, tick: usize) -> anyhow::Result<Vec<PutRecordsRequestEntry>> {
-    let base = wildrydes_core::Aggregate::from_json(
-        fixture::DAY
-            .lines()
-            .next()
-            .context("the workshop's day")?
-            .as_bytes(),
-    )?;
-    let template = wildrydes_testkit::readings_of_minute(&base, 0).remove(0);
     (0..fleet)
         .filter(|u| u % 10 == tick % 10)
-        .map(|u| {
-            let mut r = template.clone();
-            r.name = wildrydes_core::UnicornName::new(&format!("Healthy-{u:04}"))?;
-            r.magic_points = 100;
-            Ok(PutRecordsRequestEntry::builder()
-                .partition_key(r.name.as_str())
-                .data(Blob::new(r.to_json()))
-                .build()?)
-        })
+        .map(|u| reading(&format!("Healthy-{u:04}"), 100))
         .collect()
 }
 
