@@ -81,7 +81,8 @@ struct Load {
     /// The consumer's byte count at the last measurement, and when.
     bytes: f64,
     at: Instant,
-    /// KB/s, smoothed over measurements; `None` before the first.
+    /// KB/s, smoothed over measurements; at first the last owner's
+    /// published figure, `None` if it had none.
     kbps: Option<f64>,
 }
 
@@ -311,13 +312,18 @@ impl Worker {
         }
     }
 
-    /// The load of a held shard since the last measurement, smoothed.
-    fn measure(&self, shard: &str, load: &mut Load) -> Option<f64> {
-        let bytes = self.metrics.get(
+    /// The bytes this worker's consumers have read from `shard` so far.
+    fn bytes_read(&self, shard: &str) -> f64 {
+        self.metrics.get(
             "wildrydes_bytes_read_total",
             self.pipeline.name().as_str(),
             shard,
-        );
+        )
+    }
+
+    /// The load of a held shard since the last measurement, smoothed.
+    fn measure(&self, shard: &str, load: &mut Load) -> Option<f64> {
+        let bytes = self.bytes_read(shard);
         let elapsed = load.at.elapsed().as_secs_f64();
         if elapsed <= 0.0 {
             return load.kbps;
@@ -487,11 +493,7 @@ impl Worker {
             state,
             stop.clone(),
         ));
-        let bytes = self.metrics.get(
-            "wildrydes_bytes_read_total",
-            self.pipeline.name().as_str(),
-            &taken.shard_id,
-        );
+        let bytes = self.bytes_read(&taken.shard_id);
         held.insert(
             taken.shard_id,
             Held {
